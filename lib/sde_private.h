@@ -5,6 +5,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <sde/sde.h>
 
@@ -71,6 +72,28 @@ double sde__nrm2(size_t n, const double *x);
 void sde__axpy(size_t n, double alpha, const double *x, double *y);
 /* Index of the first non-finite value in x[0..n), or n if all are finite. */
 size_t sde__find_nonfinite(size_t n, const double *x);
+
+/* Deterministic reductions that vectorise. A floating-point sum kept in one accumulator is a
+ * dependency chain the compiler must not reorder (no -ffast-math here), so the loop runs
+ * scalar. Kernels that reduce keep SDE__LANES partial sums instead (lane j takes the elements
+ * k with k % SDE__LANES == j, the tail included) and combine them with sde__lanes_sum: the
+ * order is fixed by the source, so every build, clone and thread count gives the same bits. */
+enum { SDE__LANES = 8 };
+static inline double sde__lanes_sum(const double p[SDE__LANES])
+{
+    return ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
+}
+
+/* A finiteness flag that reduces with an integer OR (which vectorises on every target): the
+ * exponent field plus one exponent unit carries into bit 63 exactly when the exponent is all
+ * ones, i.e. when v is Inf or NaN. OR the flags of a loop and test sde__nonfinite_seen(). */
+static inline uint64_t sde__nonfinite_flag(double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (bits & UINT64_C(0x7ff0000000000000)) + UINT64_C(0x0010000000000000);
+}
+static inline int sde__nonfinite_seen(uint64_t flags) { return (int)(flags >> 63); }
 
 /* ---- noise internals (noise.c) ------------------------------------------------------- */
 

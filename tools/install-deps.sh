@@ -8,9 +8,11 @@ set -eu
 # build: meson ninja-build pkg-config gcc g++ libc6-dev binutils python3 (meson's own, and
 #        /usr/bin/python3 for the ABI tests); libraries: libopenblas-dev (vector kernels),
 #        check (unit tests), libjson-c-dev (conformance runner), libpng-dev;
-# python: python3-numpy python3-pytest (the Python binding's tests and example, python/);
+# python: python3-numpy python3-pytest (the Python binding's tests and examples, python/),
+#         python3-torch (CPU; the "plug your own network in" example), python3-matplotlib
+#         (tools/make_figures.py, which draws the guide's figures);
 # docs:  doxygen
-PACKAGES="meson ninja-build pkg-config gcc g++ libc6-dev binutils python3 libopenblas-dev check libjson-c-dev libpng-dev doxygen python3-numpy python3-pytest"
+PACKAGES="meson ninja-build pkg-config gcc g++ libc6-dev binutils python3 libopenblas-dev check libjson-c-dev libpng-dev doxygen python3-numpy python3-pytest python3-torch python3-matplotlib"
 
 if [ "${1:-}" = "--list" ]; then
     for pkg in $PACKAGES; do echo "$pkg"; done
