@@ -6,6 +6,12 @@ against the installed library. Also checks the installed file names, the SONAME,
 public header landed under include/sde/ unchanged, and that the consumer resolves the library
 from the DESTDIR. The temporary directory is removed unless --keep is given.
 
+With --cxx-example (the C++17 example, examples/cpp/gmm_sampling.cpp), the example is built the
+way its header comment says, `c++ -std=c++17 gmm_sampling.cpp $(pkg-config --cflags --libs
+scoresde) ...` (the command is read from that comment, so the documented command is the tested
+one), plus -Wall -Wextra -pedantic -Werror, and run against the installed library; its output
+must end with "PASS: ..." and contain no "FAIL" line.
+
 When the library was built with sanitizers (-Db_sanitize=..., passed as --sanitize, or seen in
 the library's DT_NEEDED entries), the consumer is compiled with the same -fsanitize flags,
 since an uninstrumented executable cannot load an ASan-instrumented library.
@@ -62,6 +68,51 @@ def sanitizer_flags(option, lib):
     return ["-fsanitize=" + ",".join(kinds), "-fno-omit-frame-pointer"]
 
 
+def documented_command(source):
+    """The build command in the example's header comment: `// c++ ... $(pkg-config ...) ...`."""
+    for line in source.read_text().splitlines():
+        m = re.match(r"//\s+(c\+\+ .*\$\(pkg-config --cflags --libs scoresde\).*)$", line)
+        if m:
+            return m.group(1)
+        if not line.startswith("//"):
+            break
+    return None
+
+
+def cxx_example(args, cxx, work, flags, extra, run_env):
+    """Build the C++ example with its documented command against the DESTDIR, run, check."""
+    src = work / args.cxx_example.name
+    shutil.copyfile(args.cxx_example, src)
+    doc = documented_command(src)
+    if doc is None:
+        fail(f"{src.name}: no `c++ ... $(pkg-config --cflags --libs scoresde)` line in its "
+             "header comment")
+        return
+    words = shlex.split(doc.replace("$(pkg-config --cflags --libs scoresde)", "@PKG@"))
+    argv = cxx + [w for word in words[1:]
+                  for w in (flags if word == "@PKG@" else [word])] + extra
+    res = subprocess.run(argv, capture_output=True, text=True, cwd=work)
+    if res.returncode != 0:
+        fail(f"{src.name} does not build with its documented command ({doc}):\n"
+             f"{shlex.join(argv)}\n{res.stdout}{res.stderr}")
+        return
+    ok(f"{src.name} builds with `{doc}` against the installed library")
+    exes = [w for i, w in enumerate(words) if i > 0 and words[i - 1] == "-o"]
+    exe = work / (exes[0] if exes else "a.out")
+    res = run([str(exe)], env=run_env, check=False)
+    sys.stdout.write("".join("     | " + line + "\n" for line in res.stdout.splitlines()))
+    if res.stderr:
+        sys.stdout.write("".join("     ! " + line + "\n" for line in res.stderr.splitlines()))
+    lines = [line.strip() for line in res.stdout.splitlines() if line.strip()]
+    if res.returncode != 0:
+        fail(f"{src.name} exited with {res.returncode}")
+    elif not lines or not lines[-1].startswith("PASS:") or any(
+            line.startswith("FAIL") for line in lines):
+        fail(f"{src.name}: its output does not end with PASS or has a FAIL line")
+    else:
+        ok(f"{src.name} runs against the installed library and its checks pass")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--meson", required=True)
@@ -70,6 +121,7 @@ def main():
     ap.add_argument("--consumer", required=True, type=pathlib.Path)
     ap.add_argument("--cc", required=True)
     ap.add_argument("--cxx", default="")
+    ap.add_argument("--cxx-example", type=pathlib.Path)
     ap.add_argument("--sanitize", default="none")
     ap.add_argument("--version", required=True)
     ap.add_argument("--so-version", required=True)
@@ -181,6 +233,8 @@ def main():
                 fail(f"{lang} consumer exited with {res.returncode}")
             else:
                 ok(f"{lang} consumer runs against the installed library")
+        if args.cxx and args.cxx_example:
+            cxx_example(args, shlex.split(args.cxx), work, flags, warn + san, run_env)
     except RuntimeError as e:
         fail(str(e))
     finally:
