@@ -32,17 +32,153 @@ static void group_times(ctx *c, size_t g, double t)
         c->r->s->trow[b] = t;
 }
 
-/* RMS norm of v / (atol + rtol |y|) over the group; v may be NULL for y itself. */
-static double rms_scaled(const ctx *c, size_t g, const double *v, const double *y)
+/* ---- element-wise kernels --------------------------------------------------------------
+ * Every per-element pass of a step works on a list of terms: the nonzero coefficients of a
+ * tableau row, times h, and their stage derivatives (a zero coefficient costs no read: DOPRI5's
+ * b_2 and e_2 are 0). The kernels are instantiated for each fixed number of terms, so that the
+ * sum over the terms is straight-line code and the loop over the elements vectorises; with a
+ * runtime number of terms inside the element loop it runs scalar. Reductions keep SDE__LANES
+ * partial sums (element k of a group goes to lane k % SDE__LANES), so they vectorise without
+ * reordering an addition: a group's norm depends only on its own elements, never on the build
+ * or on the batch around it. */
+
+#if defined(__GNUC__)
+#  define ODE_INLINE static inline __attribute__((always_inline))
+#else
+#  define ODE_INLINE static inline
+#endif
+
+enum { MAX_TERMS = SDE__ODE_MAX_STAGES + 1 };
+
+typedef struct terms {
+    int n;
+    double w[MAX_TERMS];
+    const double *k[MAX_TERMS];
+} terms;
+
+/* The terms h coef[j] K_j of the nonzero coef[j], j < count. */
+static void make_terms(terms *t, double *const *K, const double *coef, int count, double h)
+{
+    t->n = 0;
+    for (int j = 0; j < count; j++) {
+        if (coef[j] != 0.0) {
+            t->w[t->n] = h * coef[j];
+            t->k[t->n] = K[j];
+            t->n++;
+        }
+    }
+}
+
+/* sum_j w_j k_j[i], added in term order; nt >= 1 is a constant after inlining */
+ODE_INLINE double terms_at(int nt, const double *w, const double *const *k, size_t i)
+{
+    double acc = w[0] * k[0][i];
+    for (int j = 1; j < nt; j++)
+        acc += w[j] * k[j][i];
+    return acc;
+}
+
+/* out[i] = y[i] + sum_j w_j k_j[i] for i in [lo, hi) */
+ODE_INLINE void combine_n(int nt, const terms *t, const double *restrict y,
+                          double *restrict out, size_t lo, size_t hi)
+{
+    const double *k[MAX_TERMS];
+    double w[MAX_TERMS];
+    for (int j = 0; j < nt; j++) {
+        k[j] = t->k[j];
+        w[j] = t->w[j];
+    }
+    for (size_t i = lo; i < hi; i++)
+        out[i] = y[i] + terms_at(nt, w, k, i);
+}
+
+static void combine(const terms *t, const double *restrict y, double *restrict out, size_t lo,
+                    size_t hi)
+{
+    switch (t->n) {
+    case 0: memcpy(out + lo, y + lo, (hi - lo) * sizeof *out); break;
+    case 1: combine_n(1, t, y, out, lo, hi); break;
+    case 2: combine_n(2, t, y, out, lo, hi); break;
+    case 3: combine_n(3, t, y, out, lo, hi); break;
+    case 4: combine_n(4, t, y, out, lo, hi); break;
+    case 5: combine_n(5, t, y, out, lo, hi); break;
+    case 6: combine_n(6, t, y, out, lo, hi); break;
+    case 7: combine_n(7, t, y, out, lo, hi); break;
+    default: combine_n(MAX_TERMS, t, y, out, lo, hi); break;
+    }
+}
+
+/* The squared error of element i over its scale, err_i / (atol + max(|y_i|, |yn_i|) rtol).
+ * The comparison gives fmax's value (y is finite) but compiles to a max instruction, where
+ * fmax is a library call. */
+ODE_INLINE double err_sq(int nt, const double *w, const double *const *k,
+                         const double *restrict y, const double *restrict yn, double atol,
+                         double rtol, size_t i)
+{
+    double ay = fabs(y[i]), an = fabs(yn[i]);
+    double q = terms_at(nt, w, k, i) / (atol + (an > ay ? an : ay) * rtol);
+    return q * q;
+}
+
+/* sum over [lo, hi) of err_sq, in SDE__LANES partial sums */
+ODE_INLINE double err_sumsq_n(int nt, const terms *t, const double *restrict y,
+                              const double *restrict yn, double atol, double rtol, size_t lo,
+                              size_t hi)
+{
+    const double *k[MAX_TERMS];
+    double w[MAX_TERMS];
+    for (int j = 0; j < nt; j++) {
+        k[j] = t->k[j];
+        w[j] = t->w[j];
+    }
+    double p[SDE__LANES] = {0.0};
+    size_t i = lo;
+    for (; hi - i >= SDE__LANES; i += SDE__LANES)
+        for (int l = 0; l < SDE__LANES; l++)
+            p[l] += err_sq(nt, w, k, y, yn, atol, rtol, i + (size_t)l);
+    for (int l = 0; i < hi; i++, l++)
+        p[l] += err_sq(nt, w, k, y, yn, atol, rtol, i);
+    return sde__lanes_sum(p);
+}
+
+static double err_sumsq(const terms *t, const double *y, const double *yn, double atol,
+                        double rtol, size_t lo, size_t hi)
+{
+    switch (t->n) {
+    case 0: return 0.0;
+    case 1: return err_sumsq_n(1, t, y, yn, atol, rtol, lo, hi);
+    case 2: return err_sumsq_n(2, t, y, yn, atol, rtol, lo, hi);
+    case 3: return err_sumsq_n(3, t, y, yn, atol, rtol, lo, hi);
+    case 4: return err_sumsq_n(4, t, y, yn, atol, rtol, lo, hi);
+    case 5: return err_sumsq_n(5, t, y, yn, atol, rtol, lo, hi);
+    case 6: return err_sumsq_n(6, t, y, yn, atol, rtol, lo, hi);
+    case 7: return err_sumsq_n(7, t, y, yn, atol, rtol, lo, hi);
+    default: return err_sumsq_n(MAX_TERMS, t, y, yn, atol, rtol, lo, hi);
+    }
+}
+
+/* ((v - u) / (atol + |y| rtol))^2 of element i; v = NULL stands for y, u = NULL for 0 */
+static inline double scaled_sq(const double *v, const double *u, const double *y, double atol,
+                               double rtol, size_t i)
+{
+    double d = (v ? v[i] : y[i]) - (u ? u[i] : 0.0);
+    double q = d / (atol + fabs(y[i]) * rtol);
+    return q * q;
+}
+
+/* RMS norm of (v - u) / (atol + rtol |y|) over group g (the first-step selection) */
+static double rms_scaled(const ctx *c, size_t g, const double *v, const double *u,
+                         const double *y)
 {
     const sde__ode_run *r = c->r;
-    double rtol = r->s->rtol, atol = r->s->atol, acc = 0.0;
-    size_t off = g * r->glen;
-    for (size_t i = off; i < off + r->glen; i++) {
-        double q = (v ? v[i] : y[i]) / (atol + fabs(y[i]) * rtol);
-        acc += q * q;
-    }
-    return sqrt(acc / (double)r->glen);
+    double rtol = r->s->rtol, atol = r->s->atol, p[SDE__LANES] = {0.0};
+    size_t lo = g * r->glen, hi = lo + r->glen, i = lo;
+    for (; hi - i >= SDE__LANES; i += SDE__LANES)
+        for (int l = 0; l < SDE__LANES; l++)
+            p[l] += scaled_sq(v, u, y, atol, rtol, i + (size_t)l);
+    for (int l = 0; i < hi; i++, l++)
+        p[l] += scaled_sq(v, u, y, atol, rtol, i);
+    return sqrt(sde__lanes_sum(p) / (double)r->glen);
 }
 
 /* Stop with SDE_E_NOT_CONVERGED for group g: its step fell below the minimum (max_steps = 0,
@@ -82,7 +218,7 @@ static int initial_steps(ctx *c)
     }
     double *y = c->y, *f0 = c->K[0], *y1 = c->yn, *f1 = c->K[1];
     for (size_t g = 0; g < r->n_groups; g++) {
-        double d0 = rms_scaled(c, g, NULL, y), d1 = rms_scaled(c, g, f0, y);
+        double d0 = rms_scaled(c, g, NULL, NULL, y), d1 = rms_scaled(c, g, f0, NULL, y);
         double h0 = (d0 < 1e-5 || d1 < 1e-5) ? 1e-6 : 0.01 * d0 / d1;
         h0 = fmin(h0, interval);
         s->gh[g] = h0;
@@ -102,13 +238,7 @@ static int initial_steps(ctx *c)
             s->ghabs[g] = h0;
             continue;
         }
-        double d1 = s->gtmp[g], acc = 0.0;
-        size_t off = g * r->glen;
-        for (size_t i = off; i < off + r->glen; i++) {
-            double q = (f1[i] - f0[i]) / (s->atol + fabs(y[i]) * s->rtol);
-            acc += q * q;
-        }
-        double d2 = sqrt(acc / (double)r->glen) / h0;
+        double d1 = s->gtmp[g], d2 = rms_scaled(c, g, f1, f0, y) / h0;
         double h1 = (d1 <= 1e-15 && d2 <= 1e-15)
                         ? fmax(1e-6, h0 * 1e-3)
                         : pow(0.01 / fmax(d1, d2), 1.0 / (c->m->err_order + 1));
@@ -160,31 +290,9 @@ static void stage_input(ctx *c, const double *w, int nk)
     for (size_t g = 0; g < r->n_groups; g++) {
         if (s->gflag[g] & SDE__ODE_G_DONE)
             continue;
-        double h = s->gh[g];
-        double hw[SDE__ODE_MAX_STAGES];
-        for (int j = 0; j < nk; j++)
-            hw[j] = h * w[j];
-        size_t lo = g * r->glen, hi = lo + r->glen;
-        const double *y = c->y;
-        double *yn = c->yn;
-        switch (nk) {
-        case 1:
-            for (size_t i = lo; i < hi; i++)
-                yn[i] = y[i] + hw[0] * c->K[0][i];
-            break;
-        case 2:
-            for (size_t i = lo; i < hi; i++)
-                yn[i] = y[i] + hw[0] * c->K[0][i] + hw[1] * c->K[1][i];
-            break;
-        default:
-            for (size_t i = lo; i < hi; i++) {
-                double acc = 0.0;
-                for (int j = 0; j < nk; j++)
-                    acc += hw[j] * c->K[j][i];
-                yn[i] = y[i] + acc;
-            }
-            break;
-        }
+        terms t;
+        make_terms(&t, c->K, w, nk, s->gh[g]);
+        combine(&t, c->y, c->yn, g * r->glen, (g + 1) * r->glen);
     }
 }
 
@@ -213,22 +321,18 @@ static void dense_outputs(ctx *c, size_t g)
             sde__ode_emit(r, k, g, c->yn);
             continue;
         }
-        double x = (r->t_out[k] - t) / h, w[SDE__ODE_MAX_STAGES];
+        double x = (r->t_out[k] - t) / h, w[MAX_TERMS];
         for (int j = 0; j < nK; j++) {
             double xp = x, acc = 0.0;
             for (int q = 0; q < m->n_dense; q++) {
                 acc += m->p[j * m->n_dense + q] * xp;
                 xp *= x;
             }
-            w[j] = h * acc;
+            w[j] = acc;
         }
-        double *out = r->y_out + k * r->n;
-        for (size_t i = lo; i < hi; i++) {
-            double acc = 0.0;
-            for (int j = 0; j < nK; j++)
-                acc += w[j] * c->K[j][i];
-            out[i] = c->y[i] + acc;
-        }
+        terms tm;
+        make_terms(&tm, c->K, w, nK, h);
+        combine(&tm, c->y, r->y_out + k * r->n, lo, hi);
     }
     s->gnext[g] = k;
 }
@@ -243,18 +347,10 @@ static void decide(ctx *c)
     for (size_t g = 0; g < r->n_groups; g++) {
         if (s->gflag[g] & SDE__ODE_G_DONE)
             continue;
-        double h = s->gh[g], he[SDE__ODE_MAX_STAGES], acc = 0.0;
-        for (int j = 0; j <= S; j++)
-            he[j] = h * m->e[j];
         size_t lo = g * r->glen, hi = lo + r->glen;
-        for (size_t i = lo; i < hi; i++) {
-            double err = 0.0;
-            for (int j = 0; j <= S; j++)
-                err += he[j] * c->K[j][i];
-            double sc = s->atol + fmax(fabs(c->y[i]), fabs(c->yn[i])) * s->rtol;
-            double q = err / sc;
-            acc += q * q;
-        }
+        terms t;
+        make_terms(&t, c->K, m->e, S + 1, s->gh[g]);
+        double acc = err_sumsq(&t, c->y, c->yn, s->atol, s->rtol, lo, hi);
         double norm = sqrt(acc / (double)r->glen);
         if (norm < 1.0) {
             double factor = norm == 0.0 ? MAX_FACTOR

@@ -305,7 +305,12 @@ int sde__ode_call(sde__ode_run *r, const double *y, double *dydt, int adaptive)
             snprintf(what, sizeof what, "ODE right-hand side (at t[0] = %.17g)", s->trow[0]);
         return sde__callback_failed(r->func, what, rc);
     }
-    size_t bad = sde__find_nonfinite(r->n, dydt);
+    /* the check is an integer OR over the output (it vectorises, where a search for the
+     * first bad element with an early exit does not); only a failed check looks for it */
+    uint64_t flags = 0;
+    for (size_t i = 0; i < r->n; i++)
+        flags |= sde__nonfinite_flag(dydt[i]);
+    size_t bad = sde__nonfinite_seen(flags) ? sde__find_nonfinite(r->n, dydt) : r->n;
     if (bad < r->n)
         return sde__fail(SDE_E_NUMERIC, r->func,
                          "the ODE right-hand side returned %g at row %zu, element %zu "

@@ -184,6 +184,40 @@ static int cubic_rhs(const double *t, const double *y, double *dy, size_t batch,
     return 0;
 }
 
+/* The same with rows long enough for the vectorised passes (two blocks of 8 plus a tail of 3,
+ * the error norm's 8 partial sums) and starting at offsets that are not multiples of a vector:
+ * a row's bits must not depend on where in the batch it sits. */
+START_TEST(per_sample_long_rows_are_independent)
+{
+    int method = _i == 0 ? SDE_ODE_DOPRI5 : SDE_ODE_BS3;
+    enum { B = 3, DIM = 19 };
+    double y0[B * DIM], fwd[B * DIM], rev[B * DIM];
+    for (int i = 0; i < B * DIM; i++)
+        y0[i] = 0.3 * sin(1.7 * i) + 0.5 * (i / DIM);
+    for (int b = 0; b < B; b++) /* rev holds the rows in reverse order */
+        memcpy(rev + (B - 1 - b) * DIM, y0 + b * DIM, DIM * sizeof(double));
+    memcpy(fwd, y0, sizeof fwd);
+    sde_ode_solver *s = make_solver(method, B, DIM);
+    ck_assert_int_eq(sde_ode_solver_set_real(s, SDE_OPT_ODE_RTOL, 1e-7), SDE_OK);
+    ck_assert_int_eq(sde_ode_solver_set_real(s, SDE_OPT_ODE_ATOL, 1e-9), SDE_OK);
+    ck_assert_int_eq(sde_ode_solver_integrate(s, cubic_rhs, NULL, 0.0, 1.5, fwd, B, DIM),
+                     SDE_OK);
+    ck_assert_int_eq(sde_ode_solver_integrate(s, cubic_rhs, NULL, 0.0, 1.5, rev, B, DIM),
+                     SDE_OK);
+    for (int b = 0; b < B; b++) {
+        double alone[DIM];
+        memcpy(alone, y0 + b * DIM, sizeof alone);
+        ck_assert_int_eq(sde_ode_solver_integrate(s, cubic_rhs, NULL, 0.0, 1.5, alone, 1, DIM),
+                         SDE_OK);
+        for (int k = 0; k < DIM; k++) {
+            ck_assert_msg(alone[k] == fwd[b * DIM + k], "row %d value %d", b, k);
+            ck_assert_msg(alone[k] == rev[(B - 1 - b) * DIM + k], "row %d value %d", b, k);
+        }
+    }
+    sde_ode_solver_free(s);
+}
+END_TEST
+
 START_TEST(per_sample_rows_are_independent)
 {
     int method = _i == 0 ? SDE_ODE_DOPRI5 : SDE_ODE_BS3;
@@ -963,6 +997,7 @@ int main(void)
     tcase_add_loop_test(tc, adaptive_meets_tolerance, 0, 4);
     tcase_add_test(tc, dopri5_takes_scipys_steps);
     tcase_add_loop_test(tc, per_sample_rows_are_independent, 0, 2);
+    tcase_add_loop_test(tc, per_sample_long_rows_are_independent, 0, 2);
     tcase_add_loop_test(tc, outputs_at_requested_times, 0, 4);
     suite_add_tcase(s, tc);
     tc = tcase_create("failures");
