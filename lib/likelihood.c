@@ -441,10 +441,15 @@ static int drift_quad_custom(sde_likelihood *l, const double *t, const double *v
         return rhs_failed(l, rc);
     for (size_t b = 0; b < batch; b++) {
         const double *vb = v + b * D, *pb = l->sm + b * D, *mb = l->jv + b * D;
-        double q = 0.0;
-        for (size_t i = 0; i < D; i++)
-            q += vb[i] * (pb[i] - mb[i]);
-        l->qf[b] = q * 0.5 / l->h[b];
+        /* v.(p - m), differencing first (p and m are close) with lane partials */
+        double part[SDE__LANES] = {0.0};
+        size_t i = 0;
+        for (; i + SDE__LANES <= D; i += SDE__LANES)
+            for (int j = 0; j < SDE__LANES; j++)
+                part[j] += vb[i + j] * (pb[i + j] - mb[i + j]);
+        for (int j = 0; i < D; i++, j++)
+            part[j] += vb[i] * (pb[i] - mb[i]);
+        l->qf[b] = sde__lanes_sum(part) * 0.5 / l->h[b];
     }
     return 0;
 }
@@ -459,14 +464,9 @@ static int probe_quads(sde_likelihood *l, const double *t, const double *v, size
         return rc;
     for (size_t b = 0; b < batch; b++) {
         const double *vb = v + b * D, *jb = l->jv + b * D;
-        double q = 0.0, vv = 0.0;
-        for (size_t i = 0; i < D; i++) {
-            q += vb[i] * jb[i];
-            vv += vb[i] * vb[i];
-        }
-        l->qs[b] = q;
+        l->qs[b] = sde__dot_fixed(D, vb, jb);
         if (!l->custom)
-            l->qf[b] = l->c[b] * vv;
+            l->qf[b] = l->c[b] * sde__dot_fixed(D, vb, vb);
     }
     return l->custom ? drift_quad_custom(l, t, v, batch) : 0;
 }

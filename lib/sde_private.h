@@ -95,6 +95,20 @@ static inline uint64_t sde__nonfinite_flag(double v)
 }
 static inline int sde__nonfinite_seen(uint64_t flags) { return (int)(flags >> 63); }
 
+/* sum_k x[k] y[k] with SDE__LANES partials: vectorises, and its bits depend only on n and the
+ * data (unlike a BLAS dot, whose order depends on the CPU kernel and its thread count). */
+static inline double sde__dot_fixed(size_t n, const double *x, const double *y)
+{
+    double p[SDE__LANES] = {0.0};
+    size_t k = 0;
+    for (; k + SDE__LANES <= n; k += SDE__LANES)
+        for (int j = 0; j < SDE__LANES; j++)
+            p[j] += x[k + j] * y[k + j];
+    for (int j = 0; k < n; k++, j++)
+        p[j] += x[k] * y[k];
+    return sde__lanes_sum(p);
+}
+
 /* ---- noise internals (noise.c) ------------------------------------------------------- */
 
 /* Fill out[batch*dim] for the built-in generator at an explicit draw counter, without touching
