@@ -16,11 +16,13 @@ struct sde_inverse {
     sde_predictor *pred;
     sde_corrector *corr;
     size_t dim, max_batch;
-    double *x, *xm, *z, *w; /* state-sized each */
-    double *tb;             /* max_batch times */
-    int reference, pf, denoise, known_noise, batch_norms, threads;
-    int64_t csteps, steps;
-    double snr, eps, lambda, sigma_y;
+    double *x, *xm, *z, *w, *x0; /* state-sized each */
+    double *tb;                  /* max_batch times */
+    double *lw, *lt, *u;         /* SMC: max_batch log-weights, log-twistings, uniforms */
+    size_t *idx;                 /* SMC: max_batch resampling indices */
+    int reference, pf, denoise, known_noise, batch_norms, threads, method;
+    int64_t csteps, steps, particles;
+    double snr, eps, lambda, sigma_y, ess;
     sde_progress_fn progress;
     void *progress_user;
     sde_linear_op_fn A, AT;
@@ -84,7 +86,7 @@ int sde_inverse_new(sde_inverse **out, const sde_process *process, int predictor
     SDE__CHECK(sde__check_ptr(process, func, "process"));
     SDE__CHECK(sde__check_size(dim, func, "dim"));
     SDE__CHECK(sde__check_size(max_batch, func, "max_batch"));
-    if (max_batch > SIZE_MAX / sizeof(double) / dim / 4)
+    if (max_batch > SIZE_MAX / sizeof(double) / dim / 5)
         return sde__fail(SDE_E_DIM, func, "max_batch (%zu) x dim (%zu) is too large", max_batch,
                          dim);
     sde_inverse *v = sde__calloc(1, sizeof *v);
@@ -96,10 +98,11 @@ int sde_inverse_new(sde_inverse **out, const sde_process *process, int predictor
     if (rc == SDE_OK)
         rc = sde_corrector_new(&v->corr, process, corrector, dim, max_batch);
     if (rc == SDE_OK) {
-        v->x = sde__malloc_array(4 * max_batch * dim, sizeof *v->x);
-        v->tb = sde__malloc_array(max_batch, sizeof *v->tb);
-        if (v->x == NULL || v->tb == NULL)
-            rc = sde__fail(SDE_E_NOMEM, func, "cannot allocate 4 state buffers (%zu x %zu "
+        v->x = sde__malloc_array(5 * max_batch * dim, sizeof *v->x);
+        v->tb = sde__malloc_array(4 * max_batch, sizeof *v->tb);
+        v->idx = sde__malloc_array(max_batch, sizeof *v->idx);
+        if (v->x == NULL || v->tb == NULL || v->idx == NULL)
+            rc = sde__fail(SDE_E_NOMEM, func, "cannot allocate 5 state buffers (%zu x %zu "
                            "doubles)", max_batch, dim);
     }
     if (rc != SDE_OK) {
@@ -110,6 +113,11 @@ int sde_inverse_new(sde_inverse **out, const sde_process *process, int predictor
     v->xm = v->x + n;
     v->z = v->xm + n;
     v->w = v->z + n;
+    v->x0 = v->w + n;
+    v->lw = v->tb + max_batch;
+    v->lt = v->lw + max_batch;
+    v->u = v->lt + max_batch;
+    v->ess = 0.5;
     v->dim = dim;
     v->max_batch = max_batch;
     v->denoise = 1;
@@ -133,6 +141,7 @@ void sde_inverse_free(sde_inverse *inverse)
     sde_process_free(inverse->process);
     sde__free(inverse->x);
     sde__free(inverse->tb);
+    sde__free(inverse->idx);
     sde__free(inverse->ya);
     sde__free(inverse);
 }
@@ -143,8 +152,9 @@ size_t sde_inverse_workspace_bytes(const sde_inverse *inverse)
         return 0;
     return sde_predictor_workspace_bytes(inverse->pred) +
            sde_corrector_workspace_bytes(inverse->corr) +
-           (4 * inverse->max_batch * inverse->dim + inverse->max_batch +
-            3 * inverse->max_batch * inverse->m) * sizeof(double);
+           (5 * inverse->max_batch * inverse->dim + 4 * inverse->max_batch +
+            3 * inverse->max_batch * inverse->m) * sizeof(double) +
+           inverse->max_batch * sizeof(size_t);
 }
 
 static int check_handle(const sde_inverse *v, const char *func)
@@ -169,7 +179,7 @@ int sde_inverse_set_int(sde_inverse *inverse, int option, int64_t value)
 {
     const char *func = __func__;
     SDE__CHECK(check_handle(inverse, func));
-    if (option < SDE_OPT_CTRL_REFERENCE || option > SDE_OPT_CTRL_BATCH_NORMS)
+    if (option < SDE_OPT_CTRL_REFERENCE || option > SDE_OPT_CTRL_PARTICLES)
         return sde__not_an_option(option, SDE_OPTION_INT, "sde_inverse", func);
     SDE__CHECK(in_bounds(option, (double)value, func));
     sde_inverse *v = inverse;
@@ -193,6 +203,8 @@ int sde_inverse_set_int(sde_inverse *inverse, int option, int64_t value)
         v->threads = (int)value;
         break;
     case SDE_OPT_CTRL_KNOWN_FROM_NOISE: v->known_noise = (int)value; break;
+    case SDE_OPT_CTRL_METHOD: v->method = (int)value; break;
+    case SDE_OPT_CTRL_PARTICLES: v->particles = value; break;
     default: /* SDE_OPT_CTRL_BATCH_NORMS */
         SDE__CHECK(fwd_int(v, SDE_OPT_PC_BATCH_NORMS, value, 0, 1));
         v->batch_norms = (int)value;
@@ -205,7 +217,7 @@ int sde_inverse_set_real(sde_inverse *inverse, int option, double value)
 {
     const char *func = __func__;
     SDE__CHECK(check_handle(inverse, func));
-    if (option < SDE_OPT_CTRL_SNR || option > SDE_OPT_CTRL_MEASUREMENT_STD)
+    if (option < SDE_OPT_CTRL_SNR || option > SDE_OPT_CTRL_ESS)
         return sde__not_an_option(option, SDE_OPTION_REAL, "sde_inverse", func);
     if (!isfinite(value))
         return sde__fail(SDE_E_INVALID, func, "%s (%g) is not finite", sde_option_name(option),
@@ -225,6 +237,7 @@ int sde_inverse_set_real(sde_inverse *inverse, int option, double value)
         break;
     }
     case SDE_OPT_CTRL_LAMBDA: inverse->lambda = value; break;
+    case SDE_OPT_CTRL_ESS: inverse->ess = value; break;
     default: inverse->sigma_y = value; break;
     }
     return SDE_OK;
@@ -245,6 +258,8 @@ int sde_inverse_get_int(const sde_inverse *inverse, int option, int64_t *value)
     case SDE_OPT_CTRL_THREADS: *value = v->threads; return SDE_OK;
     case SDE_OPT_CTRL_KNOWN_FROM_NOISE: *value = v->known_noise; return SDE_OK;
     case SDE_OPT_CTRL_BATCH_NORMS: *value = v->batch_norms; return SDE_OK;
+    case SDE_OPT_CTRL_METHOD: *value = v->method; return SDE_OK;
+    case SDE_OPT_CTRL_PARTICLES: *value = v->particles; return SDE_OK;
     default: return sde__not_an_option(option, SDE_OPTION_INT, "sde_inverse", func);
     }
 }
@@ -259,6 +274,7 @@ int sde_inverse_get_real(const sde_inverse *inverse, int option, double *value)
     case SDE_OPT_CTRL_EPS: *value = inverse->eps; return SDE_OK;
     case SDE_OPT_CTRL_LAMBDA: *value = inverse->lambda; return SDE_OK;
     case SDE_OPT_CTRL_MEASUREMENT_STD: *value = inverse->sigma_y; return SDE_OK;
+    case SDE_OPT_CTRL_ESS: *value = inverse->ess; return SDE_OK;
     default: return sde__not_an_option(option, SDE_OPTION_REAL, "sde_inverse", func);
     }
 }
@@ -444,13 +460,13 @@ static int project(sde_inverse *v, const problem *pb, sde_noise *noise, size_t o
 
 /* The default denoised output: the known part of the last predictor mean set to the
  * observation itself. */
-static int final_mean(sde_inverse *v, const problem *pb)
+static int final_mean(sde_inverse *v, const problem *pb, double *out)
 {
     size_t D = pb->dim;
     if (pb->kind == PB_INPAINT) {
         for (size_t b = 0; b < pb->batch; b++) {
             const double *m = mask_row(pb, b), *d = pb->data + b * D;
-            double *xm = v->xm + b * D;
+            double *xm = out + b * D;
             for (size_t i = 0; i < D; i++)
                 if (m[i] != 0.0)
                     xm[i] = d[i];
@@ -460,7 +476,7 @@ static int final_mean(sde_inverse *v, const problem *pb)
     if (pb->kind == PB_COLOR) {
         size_t P = pb->pixels;
         for (size_t b = 0; b < pb->batch; b++) {
-            double *xm = v->xm + b * D;
+            double *xm = out + b * D;
             for (size_t p = 0; p < P; p++) {
                 double px[3] = {xm[p], xm[P + p], xm[2 * P + p]}, u[3], q[3];
                 decouple1(pb->M, px, u);
@@ -473,7 +489,7 @@ static int final_mean(sde_inverse *v, const problem *pb)
     }
     if (v->sigma_y > 0.0)
         return SDE_OK; /* noisy measurements: the prior decides at s = 0 */
-    return linear_step(v, pb, v->xm, NULL, 1.0, 0.0, v->lambda, pb->func);
+    return linear_step(v, pb, out, NULL, 1.0, 0.0, v->lambda, pb->func);
 }
 
 /* The initial state in v->x: the prior, with the known part set as configured. */
@@ -486,7 +502,7 @@ static int init_state(sde_inverse *v, const problem *pb, sde_noise *noise, size_
         snprintf(inner, sizeof inner, "%s", sde_last_error());
         return sde__fail(rc, pb->func, "drawing the prior sample: %s", inner);
     }
-    if (v->known_noise || pb->kind == PB_LINEAR)
+    if (v->known_noise || pb->kind == PB_LINEAR || v->method == SDE_CTRL_SMC)
         return SDE_OK;
     if (pb->kind == PB_INPAINT) {
         for (size_t b = 0; b < pb->batch; b++) {
@@ -526,6 +542,18 @@ static double grid_time(const sde_inverse *v, int64_t k)
     return sde__linspace_at(sde_process_t_end(v->process), v->eps, v->steps, k);
 }
 
+/* The start of grid step k: the progress callback, the batch's times, the corrector. */
+static int begin_step(sde_inverse *v, sde_model *model, sde_noise *noise, int64_t k,
+                      size_t batch, size_t D, size_t offset)
+{
+    double tk = grid_time(v, k);
+    if (v->progress != NULL && v->progress((size_t)k, tk, v->progress_user) != 0)
+        return SDE_ABORTED;
+    for (size_t b = 0; b < batch; b++)
+        v->tb[b] = tk;
+    return sde_corrector_step(v->corr, model, noise, v->tb, v->x, NULL, batch, D, offset);
+}
+
 static int run_steps(sde_inverse *v, const problem *pb, sde_model *model, sde_noise *noise,
                      size_t offset)
 {
@@ -533,20 +561,152 @@ static int run_steps(sde_inverse *v, const problem *pb, sde_model *model, sde_no
     SDE__CHECK(init_state(v, pb, noise, offset));
     for (int64_t k = 0; k < v->steps; k++) {
         double tk = grid_time(v, k), tn = grid_time(v, k + 1);
-        if (v->progress != NULL && v->progress((size_t)k, tk, v->progress_user) != 0)
-            return SDE_ABORTED;
-        for (size_t b = 0; b < batch; b++)
-            v->tb[b] = tk;
+        SDE__CHECK(begin_step(v, model, noise, k, batch, D, offset));
         int last = k == v->steps - 1;
-        SDE__CHECK(sde_corrector_step(v->corr, model, noise, v->tb, v->x, NULL, batch, D,
-                                      offset));
         SDE__CHECK(project(v, pb, noise, offset, tk, 0));
         SDE__CHECK(sde_predictor_step(v->pred, model, noise, v->tb, tn - tk, v->x,
                                       last ? v->xm : NULL, batch, D, offset));
         SDE__CHECK(project(v, pb, noise, offset, tk, last && v->denoise && v->reference));
     }
     if (v->denoise && !v->reference)
-        SDE__CHECK(final_mean(v, pb));
+        SDE__CHECK(final_mean(v, pb, v->xm));
+    return SDE_OK;
+}
+
+/* ---- twisted SMC (SDE_CTRL_SMC) ----------------------------------------------------------- */
+
+/* Log-twisting of every row at time t into out[]: -|K(x0hat) - y|^2 / (2 tau^2) with
+ * tau^2 = s^2/a^2 + sigma_y^2, x0hat the model's Tweedie denoiser (one model call). */
+static int twist(sde_inverse *v, const problem *pb, sde_model *model, double t, double *out)
+{
+    const char *func = pb->func;
+    size_t batch = pb->batch, D = pb->dim;
+    double a, s;
+    SDE__CHECK(sde__process_marginal_at(v->process, t, &a, &s, func));
+    for (size_t b = 0; b < batch; b++)
+        v->tb[b] = t;
+    int rc = sde_model_eval(model, v->tb, v->x, NULL, NULL, v->x0, NULL, batch, D);
+    if (rc != SDE_OK) {
+        char inner[512];
+        snprintf(inner, sizeof inner, "%s", sde_last_error());
+        return sde__fail(rc, func, "evaluating the twisting: %s", inner);
+    }
+    double tau2 = (s / a) * (s / a) + (pb->kind == PB_LINEAR ? v->sigma_y * v->sigma_y : 0.0);
+    if (pb->kind == PB_LINEAR)
+        SDE__CHECK(op_call(v, v->A, v->x0, v->ya, batch, D, v->m, "the operator A", func));
+    for (size_t b = 0; b < batch; b++) {
+        double r2 = 0.0;
+        const double *x0 = v->x0 + b * D;
+        if (pb->kind == PB_INPAINT) {
+            const double *m = mask_row(pb, b), *d = pb->data + b * D;
+            for (size_t i = 0; i < D; i++)
+                if (m[i] != 0.0)
+                    r2 += (x0[i] - d[i]) * (x0[i] - d[i]);
+        } else if (pb->kind == PB_COLOR) {
+            size_t P = pb->pixels;
+            for (size_t q = 0; q < P; q++) {
+                double lum = x0[q] * pb->M[0] + x0[P + q] * pb->M[3] + x0[2 * P + q] * pb->M[6];
+                r2 += (lum - gray_lum(pb, b, q)) * (lum - gray_lum(pb, b, q));
+            }
+        } else {
+            const double *ax = v->ya + b * v->m, *y = pb->y + b * v->m;
+            for (size_t i = 0; i < v->m; i++)
+                r2 += (ax[i] - y[i]) * (ax[i] - y[i]);
+        }
+        out[b] = -r2 / (2.0 * tau2);
+    }
+    return SDE_OK;
+}
+
+/* Systematic resampling of group [g0, g0 + G) when its effective sample size is below
+ * ess * G (or always with force): rows of v->x and v->lt are gathered, log-weights reset. */
+static void resample_group(sde_inverse *v, size_t g0, size_t G, size_t D, int force)
+{
+    double mx = -INFINITY, sum = 0.0, sum2 = 0.0;
+    for (size_t i = g0; i < g0 + G; i++)
+        mx = fmax(mx, v->lw[i]);
+    for (size_t i = g0; i < g0 + G; i++) {
+        double e = exp(v->lw[i] - mx);
+        sum += e;
+        sum2 += e * e;
+    }
+    if (!force && sum * sum >= v->ess * (double)G * sum2)
+        return;
+    double c = 0.0, u0 = v->u[g0];
+    size_t j = g0;
+    for (size_t k = 0; k < G; k++) { /* row g0 + k takes the particle where (u0 + k)/G falls */
+        double target = (u0 + (double)k) / (double)G * sum;
+        while (j + 1 < g0 + G && c + exp(v->lw[j] - mx) <= target)
+            c += exp(v->lw[j++] - mx);
+        v->idx[g0 + k] = j;
+    }
+    for (size_t k = g0; k < g0 + G; k++) {
+        memcpy(v->w + k * D, v->x + v->idx[k] * D, D * sizeof *v->w);
+        v->u[k] = v->lt[v->idx[k]]; /* u is free once the group's draw is read */
+    }
+    memcpy(v->x + g0 * D, v->w + g0 * D, G * D * sizeof *v->x);
+    for (size_t k = g0; k < g0 + G; k++) {
+        v->lt[k] = v->u[k];
+        v->lw[k] = 0.0;
+    }
+}
+
+/* The SMC chain: unconditional corrector and predictor steps, reweighting by the twisting
+ * after each predictor step to t_{k+1} >= eps, resampling by group, a forced resampling
+ * before the last step (eps -> 0), then the observation imposed on the output. */
+static int run_smc(sde_inverse *v, const problem *pb, sde_model *model, sde_noise *noise,
+                   size_t offset)
+{
+    size_t batch = pb->batch, D = pb->dim;
+    size_t G = v->particles == 0 ? batch : (size_t)v->particles;
+    SDE__CHECK(init_state(v, pb, noise, offset));
+    SDE__CHECK(twist(v, pb, model, grid_time(v, 0), v->lt));
+    for (size_t b = 0; b < batch; b++)
+        v->lw[b] = 0.0;
+    for (int64_t k = 0; k < v->steps; k++) {
+        double tk = grid_time(v, k), tn = grid_time(v, k + 1);
+        SDE__CHECK(begin_step(v, model, noise, k, batch, D, offset));
+        int last = k == v->steps - 1;
+        SDE__CHECK(sde_predictor_step(v->pred, model, noise, v->tb, tn - tk, v->x,
+                                      last ? v->xm : NULL, batch, D, offset));
+        if (last)
+            break;
+        SDE__CHECK(twist(v, pb, model, tn, v->z));
+        for (size_t b = 0; b < batch; b++) {
+            v->lw[b] += v->z[b] - v->lt[b];
+            v->lt[b] = v->z[b];
+        }
+        SDE__CHECK(sde_noise_uniform(noise, v->u, batch, 1, offset));
+        for (size_t g0 = 0; g0 < batch; g0 += G)
+            resample_group(v, g0, G, D, k == v->steps - 2);
+    }
+    return final_mean(v, pb, v->denoise ? v->xm : v->x);
+}
+
+/* SMC groups must be whole and share one observation (resampling mixes their rows). */
+static int check_groups(const sde_inverse *v, const problem *pb)
+{
+    size_t G = v->particles == 0 ? pb->batch : (size_t)v->particles, D = pb->dim;
+    if (pb->batch % G != 0)
+        return sde__fail(SDE_E_DIM, pb->func, "batch (%zu) is not a multiple of "
+                         "SDE_OPT_CTRL_PARTICLES (%zu)", pb->batch, G);
+    for (size_t b = 0; b < pb->batch; b++) {
+        size_t b0 = b - b % G;
+        int same = 1;
+        if (pb->kind == PB_INPAINT) {
+            const double *m = mask_row(pb, b), *m0 = mask_row(pb, b0);
+            for (size_t i = 0; i < D; i++)
+                same &= m[i] == m0[i] && (m[i] == 0.0 || pb->data[b * D + i] ==
+                                                             pb->data[b0 * D + i]);
+        } else if (pb->kind == PB_COLOR) {
+            same = memcmp(pb->data + b * D, pb->data + b0 * D, D * sizeof *pb->data) == 0;
+        } else {
+            same = memcmp(pb->y + b * v->m, pb->y + b0 * v->m, v->m * sizeof *pb->y) == 0;
+        }
+        if (!same)
+            return sde__fail(SDE_E_INVALID, pb->func, "rows %zu and %zu of SMC group %zu have "
+                             "different observations", b0, b, b / G);
+    }
     return SDE_OK;
 }
 
@@ -578,9 +738,17 @@ static int run(sde_inverse *v, const problem *pb, sde_model *model, sde_noise *n
 {
     if (v->pred != NULL && sde_predictor_kind(v->pred) != SDE_PREDICTOR_NONE)
         SDE__CHECK(sde_model_reserve(model, v->max_batch));
+    if (v->method == SDE_CTRL_SMC) {
+        if (v->reference)
+            return sde__fail(SDE_E_INVALID, pb->func, "SDE_OPT_CTRL_REFERENCE applies to the "
+                             "replacement method only (SDE_OPT_CTRL_METHOD is SDE_CTRL_SMC)");
+        SDE__CHECK(check_groups(v, pb));
+        SDE__CHECK(sde_model_reserve(model, v->max_batch));
+    }
     uint64_t counter = sde_noise_counter(noise), calls0 = sde_model_num_calls(model);
     v->busy = 1;
-    int rc = run_steps(v, pb, model, noise, offset);
+    int rc = v->method == SDE_CTRL_SMC ? run_smc(v, pb, model, noise, offset)
+                                       : run_steps(v, pb, model, noise, offset);
     v->busy = 0;
     v->calls = sde_model_num_calls(model) - calls0;
     if (rc != SDE_OK) {

@@ -18,6 +18,9 @@ struct sde_ode_sampler {
     double *x, *score, *work, *t;
     uint64_t nfe;
     int busy;
+    sde_ode_projection_fn project; /* optional, with its segment count and user data */
+    size_t segments;
+    void *project_user;
     /* during a run */
     int status;          /* a library status met inside the RHS, passed on instead of CALLBACK */
 };
@@ -182,6 +185,20 @@ int sde_ode_sampler_get_nfe(const sde_ode_sampler *sampler, uint64_t *nfe)
     return SDE_OK;
 }
 
+int sde_ode_sampler_set_projection(sde_ode_sampler *sampler, sde_ode_projection_fn fn,
+                                   void *user_data, size_t segments)
+{
+    const char *func = __func__;
+    SDE__CHECK(check_idle(sampler, func));
+    if (fn != NULL && (segments < 1 || segments > 1000000))
+        return sde__fail(SDE_E_INVALID, func, "segments (%zu) is not in [1, 1000000]",
+                         segments);
+    sampler->project = fn;
+    sampler->segments = fn != NULL ? segments : 0;
+    sampler->project_user = fn != NULL ? user_data : NULL;
+    return SDE_OK;
+}
+
 const sde_ode_solver *sde_ode_sampler_solver(const sde_ode_sampler *sampler)
 {
     return sampler ? sampler->solver : NULL;
@@ -235,6 +252,47 @@ static int denoise(sde_ode_sampler *s, sde_noise *noise, size_t batch, size_t of
     return SDE_OK;
 }
 
+static int call_projection(sde_ode_sampler *s, double t, size_t batch, const char *func)
+{
+    sde__callback_message_reset();
+    int rc = s->project(t, s->x, batch, s->dim, s->project_user);
+    if (rc != 0)
+        return sde__callback_failed(func, "the projection callback", rc);
+    size_t bad = sde__find_nonfinite(batch * s->dim, s->x);
+    if (bad < batch * s->dim)
+        return sde__fail(SDE_E_NUMERIC, func, "the projection callback gave %g at sample %zu, "
+                         "element %zu (t = %.17g)", s->x[bad], bad / s->dim, bad % s->dim, t);
+    return SDE_OK;
+}
+
+/* Integrate s->x from t0 to t1, in projected segments when a projection is installed (decode
+ * direction only); s->nfe sums the pieces. */
+static int integrate(sde_ode_sampler *s, int mode, double t0, double t1, size_t batch,
+                     const char *func)
+{
+    int per_sample = s->reference ? 0 : -1;
+    if (s->project == NULL || mode == RUN_ENCODE) {
+        int rc = sde__ode_integrate(s->solver, pf_rhs, s, t0, t1, s->x, 0, NULL, NULL, batch,
+                                    s->dim, per_sample, func);
+        sde_ode_solver_get_nfe(s->solver, &s->nfe);
+        return rc;
+    }
+    SDE__CHECK(call_projection(s, t0, batch, func));
+    for (size_t j = 0; j < s->segments; j++) {
+        double span = (t1 - t0) / (double)s->segments, a = t0 + span * (double)j;
+        double b = j + 1 == s->segments ? t1 : t0 + span * (double)(j + 1);
+        uint64_t nfe = 0;
+        int rc = sde__ode_integrate(s->solver, pf_rhs, s, a, b, s->x, 0, NULL, NULL, batch,
+                                    s->dim, per_sample, func);
+        sde_ode_solver_get_nfe(s->solver, &nfe);
+        s->nfe += nfe;
+        if (rc != SDE_OK)
+            return rc;
+        SDE__CHECK(call_projection(s, b, batch, func));
+    }
+    return SDE_OK;
+}
+
 static int run_checks(const sde_ode_sampler *s, int mode, sde_noise *noise, const double *in,
                       const char *in_name, const double *out, const char *out_name, size_t batch,
                       size_t dim, const char *func)
@@ -278,9 +336,7 @@ static int run(sde_ode_sampler *s, int mode, sde_noise *noise, const double *in,
         memcpy(s->x, in, n * sizeof *in);
     if (rc == SDE_OK) {
         double t0 = mode == RUN_ENCODE ? s->eps : s->T, t1 = mode == RUN_ENCODE ? s->T : s->eps;
-        rc = sde__ode_integrate(s->solver, pf_rhs, s, t0, t1, s->x, 0, NULL, NULL, batch, dim,
-                                s->reference ? 0 : -1, func);
-        sde_ode_solver_get_nfe(s->solver, &s->nfe);
+        rc = integrate(s, mode, t0, t1, batch, func);
         if (rc == SDE_E_CALLBACK && s->status != SDE_OK)
             rc = s->status; /* e.g. SDE_E_NUMERIC from the model; the message says where */
     }

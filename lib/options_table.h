@@ -67,11 +67,14 @@
     X(SDE_OPT_CTRL_THREADS, 605, SDE_OPTION_INT, 1, 256)                                      \
     X(SDE_OPT_CTRL_KNOWN_FROM_NOISE, 606, SDE_OPTION_INT, 0, 1)                               \
     X(SDE_OPT_CTRL_BATCH_NORMS, 607, SDE_OPTION_INT, 0, 1)                                    \
+    X(SDE_OPT_CTRL_METHOD, 608, SDE_OPTION_INT, 0, 1)                                         \
+    X(SDE_OPT_CTRL_PARTICLES, 609, SDE_OPTION_INT, 0, 1099511627776.0)                        \
     X(SDE_OPT_CTRL_SNR, 1500, SDE_OPTION_REAL, 0, 1.7976931348623157e308)                     \
     X(SDE_OPT_CTRL_EPS, 1501, SDE_OPTION_REAL, 2.2250738585072014e-308,                       \
       1.7976931348623157e308)                                                                 \
     X(SDE_OPT_CTRL_LAMBDA, 1502, SDE_OPTION_REAL, 2.2250738585072014e-308, 1e6)               \
-    X(SDE_OPT_CTRL_MEASUREMENT_STD, 1503, SDE_OPTION_REAL, 0, 1.7976931348623157e308)
+    X(SDE_OPT_CTRL_MEASUREMENT_STD, 1503, SDE_OPTION_REAL, 0, 1.7976931348623157e308)         \
+    X(SDE_OPT_CTRL_ESS, 1504, SDE_OPTION_REAL, 0, 1)
 
 #define SDE__OPTIONS_ALL(X)                                                                   \
     SDE__OPTIONS_PC(X) SDE__OPTIONS_DISCRETE(X) SDE__OPTIONS_ODE(X) SDE__OPTIONS_LIK(X)       \

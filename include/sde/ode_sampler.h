@@ -113,6 +113,29 @@ SDE_API int sde_ode_sampler_decode(sde_ode_sampler *sampler, sde_noise *noise, c
 SDE_API int sde_ode_sampler_encode(sde_ode_sampler *sampler, const double *x, double *z_out,
                                    size_t batch, size_t dim);
 
+/**
+ * A projection applied to the state `x[batch*dim]` (in place) at time `t` while decoding, e.g.
+ * inpainting's `x_known <- a(t) y + s(t) z` with `z` fixed per sample (sde_process_marginal()
+ * gives a, s). 0 = success, anything else a failure (::SDE_E_CALLBACK; set a message with
+ * sde_set_error_message()). Runs on the calling thread; must not call back into the sampler.
+ */
+typedef int (*sde_ode_projection_fn)(double t, double *x, size_t batch, size_t dim,
+                                     void *user_data);
+
+/**
+ * Install a projection for sample / decode (not encode): the span `T -> eps` is cut into
+ * `segments` equal pieces `t_j = T + j (eps - T) / segments`; `fn(t_j, x)` runs at `t_0 = T`
+ * before integrating and after each piece (so last at `eps`, before any denoising step). Each
+ * piece is a separate solver run (a fresh initial step size, so more evaluations than one
+ * run); the projection is NOT applied at the adaptive solver's internal steps. Controlled
+ * generation through the probability-flow ODE this way is a heuristic like replacement
+ * inpainting (docs/controllable.md): it keeps the known part on the given trajectory but
+ * does not sample the exact conditional. `fn = NULL` (with `segments` ignored) removes it;
+ * otherwise `segments` in [1, 10^6]. `user_data` is borrowed.
+ */
+SDE_API int sde_ode_sampler_set_projection(sde_ode_sampler *sampler, sde_ode_projection_fn fn,
+                                           void *user_data, size_t segments);
+
 /** Model evaluations of the last sample / decode / encode (the solver's NFE, plus one for
  *  the denoising step). */
 SDE_API int sde_ode_sampler_get_nfe(const sde_ode_sampler *sampler, uint64_t *nfe);

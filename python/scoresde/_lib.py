@@ -183,6 +183,7 @@ ODE_RHS_FN = NET_FN
 PROGRESS_FN = CFUNCTYPE(c_int, c_size_t, c_double, c_void_p)
 LOG_FN = CFUNCTYPE(None, c_int, c_char_p, c_void_p)
 LINEAR_OP_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_size_t, c_size_t, c_size_t, c_void_p)
+ODE_PROJECTION_FN = CFUNCTYPE(c_int, c_double, c_void_p, c_size_t, c_size_t, c_void_p)
 CLASSIFIER_GRAD_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_size_t,
                                c_void_p)
 CFG_NET_FN = CFUNCTYPE(c_int, c_void_p, c_void_p, c_void_p, c_void_p, c_size_t, c_size_t,
@@ -323,6 +324,7 @@ SIGNATURES = {
         "sde_ode_sampler_encode": (I, [H, f64_in, f64_out, SZ, SZ]),
         "sde_ode_sampler_get_nfe": (I, [H, U64P]),
         "sde_ode_sampler_solver": (H, [H]),
+        "sde_ode_sampler_set_projection": (I, [H, ODE_PROJECTION_FN, c_void_p, SZ]),
     },
     "loss": {
         "sde_loss_new": (I, [HP, H, I, I, I, SZ, SZ]),

@@ -243,6 +243,23 @@ class OdeSampler(Handle, Configurable):
         """The sampler's solver (read-only view) for the last run's statistics."""
         return OdeSolver._view(lib.sde_ode_sampler_solver(self._h), self)
 
+    def set_projection(self, fn, segments=1):
+        """Project the state while decoding: ``fn(t, x)`` edits ``x`` (batch, dim) in place at
+        the ends of ``segments`` equal pieces of [T, eps] (and at T); None removes it."""
+        if fn is None:
+            _lib.call(lib.sde_ode_sampler_set_projection, self._h, _lib.ODE_PROJECTION_FN(),
+                      None, 0)
+            self._projection_keep = None
+            return
+
+        def cb(t, x_addr, batch, dim, _user):
+            r = fn(t, view(x_addr, (batch, dim)))
+            return 0 if r is None else int(r)
+
+        c = _lib.ODE_PROJECTION_FN(_lib.guard(cb))
+        _lib.call(lib.sde_ode_sampler_set_projection, self._h, c, None, int(segments))
+        self._projection_keep = (c, fn)
+
 
 # --------------------------------------------------------------------------------------------
 # Predictor-corrector sampling (sampler.h)

@@ -280,6 +280,32 @@ def test_inpainting_keeps_known_values(vp, gmm):
         inv.set_operator(None, None, 0)
 
 
+def test_inpainting_smc_and_ode_projection(vp, gmm):
+    m = sde.Model.from_gmm(vp, gmm)
+    data = np.tile([1.5, 0.0], (40, 1))
+    mask = np.array([1.0, 0.0])
+    with sde.Inverse(vp, "reverse_diffusion", "none", dim=2, max_batch=40, steps=50,
+                     method=1, particles=20) as inv, sde.Noise(4) as n:
+        assert inv.get_option("method") == 1 and inv.get_option("particles") == 20
+        x = inv.inpaint(m, n, data, mask)
+        np.testing.assert_array_equal(x[:, 0], 1.5)
+        assert inv.model_calls == 100  # predictor + twisting per step
+    times = []
+
+    def keep_known(t, x):
+        times.append(t)
+        x[:, 0] = 1.5  # known coordinate pinned (a toy projection)
+
+    with sde.OdeSampler(m, 8) as s, sde.Noise(2) as n:
+        s.set_projection(keep_known, 4)
+        x = s.sample(n, 8)
+        assert len(times) == 5 and times[0] > times[-1]
+        np.testing.assert_array_equal(x[:, 0], 1.5)
+        s.set_projection(None)
+        s.sample(n, 8)
+        assert len(times) == 5
+
+
 def test_colorize(vp):
     M, invM = sde.colorize_matrices()
     np.testing.assert_allclose(M @ invM, np.eye(3), atol=1e-12)
