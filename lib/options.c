@@ -50,6 +50,35 @@ int sde_option_bounds(int option, double *lo, double *hi)
     return SDE_OK;
 }
 
+int sde_option_next(int option)
+{
+    /* the table is grouped by area, not sorted: take the smallest number above `option` */
+    int next = 0;
+    for (const struct option_row *r = rows; r->name != NULL; r++)
+        if (r->number > option && (next == 0 || r->number < next))
+            next = r->number;
+    return next;
+}
+
+struct value_row {
+    int option;
+    int64_t value;
+    const char *name;
+};
+
+#define SDE__VALUE_ROW(option, constant) {option, constant, #constant},
+static const struct value_row value_rows[] = {
+    SDE__OPTION_VALUES(SDE__VALUE_ROW) {0, 0, NULL}, /* sentinel */
+};
+
+const char *sde_option_value_name(int option, int64_t value)
+{
+    for (const struct value_row *r = value_rows; r->name != NULL; r++)
+        if (r->option == option && r->value == value)
+            return r->name;
+    return NULL;
+}
+
 int sde__not_an_option(int option, int type, const char *object, const char *func)
 {
     const char *name = sde_option_name(option);

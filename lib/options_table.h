@@ -76,6 +76,23 @@
     X(SDE_OPT_CTRL_MEASUREMENT_STD, 1503, SDE_OPTION_REAL, 0, 1.7976931348623157e308)         \
     X(SDE_OPT_CTRL_ESS, 1504, SDE_OPTION_REAL, 0, 1)
 
+/* The named values of enumerated integer options: X(OPTION, CONSTANT), the constant declared
+ * with the option in its area's header. Options without rows take plain numbers or flags. */
+#define SDE__OPTION_VALUES(X)                                                                 \
+    X(SDE_OPT_DDIM_SPACING, SDE_DDIM_SPACING_UNIFORM)                                         \
+    X(SDE_OPT_DDIM_SPACING, SDE_DDIM_SPACING_QUADRATIC)                                       \
+    X(SDE_OPT_DDIM_SPACING, SDE_DDIM_SPACING_TRAILING)                                        \
+    X(SDE_OPT_DDIM_VARIANCE, SDE_DDIM_VARIANCE_POSTERIOR)                                     \
+    X(SDE_OPT_DDIM_VARIANCE, SDE_DDIM_VARIANCE_LARGE)                                         \
+    X(SDE_OPT_LIK_DIVERGENCE, SDE_LIK_HUTCHINSON_GAUSSIAN)                                    \
+    X(SDE_OPT_LIK_DIVERGENCE, SDE_LIK_HUTCHINSON_RADEMACHER)                                  \
+    X(SDE_OPT_LIK_DIVERGENCE, SDE_LIK_EXACT_TRACE)                                            \
+    X(SDE_OPT_LIK_JVP, SDE_LIK_JVP_AUTO)                                                      \
+    X(SDE_OPT_LIK_JVP, SDE_LIK_JVP_HOST)                                                      \
+    X(SDE_OPT_LIK_JVP, SDE_LIK_JVP_FINITE_DIFFERENCE)                                         \
+    X(SDE_OPT_CTRL_METHOD, SDE_CTRL_REPLACE)                                                  \
+    X(SDE_OPT_CTRL_METHOD, SDE_CTRL_SMC)
+
 #define SDE__OPTIONS_ALL(X)                                                                   \
     SDE__OPTIONS_PC(X) SDE__OPTIONS_DISCRETE(X) SDE__OPTIONS_ODE(X) SDE__OPTIONS_LIK(X)       \
     SDE__OPTIONS_LOSS(X) SDE__OPTIONS_CTRL(X)

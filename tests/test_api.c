@@ -184,6 +184,51 @@ START_TEST(option_table_is_consistent)
 }
 END_TEST
 
+/* sde_option_next walks exactly the numbers that have names, in increasing order; an
+ * enumerated option names every value of its bounds (so a caller can list its choices) with
+ * distinct SDE_ constants, and other options name none. */
+START_TEST(option_enumeration_and_value_names)
+{
+    int walked = 0, prev = 0, enumerated = 0;
+    for (int o = sde_option_next(0); o != 0; o = sde_option_next(o)) {
+        ck_assert_int_gt(o, prev);
+        for (int between = prev + 1; between < o; between++)
+            ck_assert_ptr_null(sde_option_name(between));
+        ck_assert_ptr_nonnull(sde_option_name(o));
+        prev = o;
+        walked++;
+        double lo, hi;
+        ck_assert_int_eq(sde_option_bounds(o, &lo, &hi), SDE_OK);
+        if (sde_option_value_name(o, (int64_t)lo) == NULL) {
+            ck_assert_ptr_null(sde_option_value_name(o, (int64_t)hi));
+            continue;
+        }
+        enumerated++;
+        ck_assert_int_eq(sde_option_type(o), SDE_OPTION_INT);
+        ck_assert_ptr_null(sde_option_value_name(o, (int64_t)lo - 1));
+        ck_assert_ptr_null(sde_option_value_name(o, (int64_t)hi + 1));
+        for (int64_t v = (int64_t)lo; v <= (int64_t)hi; v++) {
+            const char *name = sde_option_value_name(o, v);
+            ck_assert_msg(name != NULL && strncmp(name, "SDE_", 4) == 0, "%s value %lld",
+                          sde_option_name(o), (long long)v);
+            for (int64_t u = (int64_t)lo; u < v; u++)
+                ck_assert_str_ne(sde_option_value_name(o, u), name);
+        }
+    }
+    for (int o = prev + 1; o < 6000; o++)
+        ck_assert_ptr_null(sde_option_name(o));
+    ck_assert_int_eq(sde_option_next(prev), 0);
+    ck_assert_int_eq(sde_option_next(-5), sde_option_next(0));
+    ck_assert_int_gt(walked, 50);
+    ck_assert_int_eq(enumerated, 5);
+    ck_assert_str_eq(sde_option_value_name(SDE_OPT_DDIM_SPACING, SDE_DDIM_SPACING_QUADRATIC),
+                     "SDE_DDIM_SPACING_QUADRATIC");
+    ck_assert_str_eq(sde_option_value_name(SDE_OPT_CTRL_METHOD, SDE_CTRL_SMC), "SDE_CTRL_SMC");
+    ck_assert_ptr_null(sde_option_value_name(SDE_OPT_PC_STEPS, 1));
+    ck_assert_ptr_null(sde_option_value_name(99999, 0));
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("api");
@@ -195,6 +240,7 @@ int main(void)
     tcase_add_test(tc, log_hook_receives_errors);
     tcase_add_test(tc, free_accepts_null);
     tcase_add_test(tc, option_table_is_consistent);
+    tcase_add_test(tc, option_enumeration_and_value_names);
     suite_add_tcase(s, tc);
     return tu_run_suite(s);
 }

@@ -41,6 +41,24 @@ SDE_API int sde_option_type(int option);
  */
 SDE_API int sde_option_bounds(int option, double *lo, double *hi);
 
+/**
+ * The known option numbers in increasing order: the smallest known number greater than
+ * `option`, or 0 when there is none. Every option of the library, whatever object it belongs to
+ * (the number's range says which; see the table above):
+ * `for (int o = sde_option_next(0); o != 0; o = sde_option_next(o))`.
+ */
+SDE_API int sde_option_next(int option);
+
+/**
+ * Static name of the named constant that value `value` of an enumerated integer option stands
+ * for (e.g. `sde_option_value_name(SDE_OPT_DDIM_SPACING, SDE_DDIM_SPACING_QUADRATIC)` is
+ * "SDE_DDIM_SPACING_QUADRATIC"), or NULL if the option is not enumerated (its values are plain
+ * numbers or flags) or `value` is none of its constants. An option is enumerated exactly when
+ * the name of its lower bound is not NULL; its constants are the values in its bounds that
+ * have a name.
+ */
+SDE_API const char *sde_option_value_name(int option, int64_t value);
+
 SDE_END_DECLS
 
 #endif /* SDE_OPTIONS_H */

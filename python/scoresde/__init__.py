@@ -9,7 +9,8 @@ from ._lib import (EXPECTED_MAJOR, FEATURES, SdeAborted, SdeCallbackError, SdeCl
                    SdeDimError, SdeError, SdeInvalidError, SdeNoMemError, SdeNotConvergedError,
                    SdeNumericError, SdeStateError, SdeUnsupportedError, library_path)
 from .core import (Gmm, Model, ModelEval, Noise, Process, clear_error, has_feature,
-                   last_error, option_bounds, option_name, option_type, options, philox4x32_10,
+                   last_error, option_bounds, option_name, option_type, option_values, options,
+                   philox4x32_10,
                    set_error_message, set_log, status_name, status_string, version,
                    version_number)
 from .enums import (LABEL_NONE, CorrectorKind, DdimSpacing, DdimVariance, Divergence, JvpMode,

@@ -172,13 +172,43 @@ def _option_table():
     global _OPTION_NUMBERS
     if _OPTION_NUMBERS is None:
         table = {}
-        for rng in (range(100, 1000), range(1000, 2000), range(5000, 6000)):
-            for n in rng:
-                name = lib.sde_option_name(n)
-                if name is not None:
-                    table[name.decode()] = n
+        n = lib.sde_option_next(0)
+        while n != 0:
+            table[lib.sde_option_name(n).decode()] = n
+            n = lib.sde_option_next(n)
         _OPTION_NUMBERS = table
     return _OPTION_NUMBERS
+
+
+def option_values(option):
+    """{constant name: value} of an enumerated integer option (by name or number), e.g.
+    {"SDE_CTRL_REPLACE": 0, "SDE_CTRL_SMC": 1} for "SDE_OPT_CTRL_METHOD"; {} for options that
+    take plain numbers or flags."""
+    n = option_number(option)
+    lo, hi = c_double(), c_double()
+    if lib.sde_option_bounds(n, byref(lo), byref(hi)) != 0:
+        return {}
+    values = {}
+    if lib.sde_option_value_name(n, int(lo.value)) is not None:
+        for v in range(int(lo.value), int(hi.value) + 1):
+            name = lib.sde_option_value_name(n, v)
+            if name is not None:
+                values[name.decode()] = v
+    return values
+
+
+def _named_value(n, option, value):
+    """The number of an enumerated option's value given as its constant's name, full
+    ("SDE_DDIM_SPACING_QUADRATIC") or by its last words ("quadratic", "smc")."""
+    values = option_values(n)
+    if not values:
+        raise TypeError(f"option {option!r} takes a number, got {value!r}")
+    key = value.upper().replace("-", "_")
+    hits = [v for name, v in values.items() if name == key or name.endswith("_" + key)]
+    if len(hits) != 1:
+        raise ValueError(f"unknown value {value!r} for option {option!r}; one of "
+                         f"{', '.join(values)}")
+    return hits[0]
 
 
 def option_number(name):
@@ -218,15 +248,8 @@ class Configurable:
 
     def set_option(self, option, value):
         n = self._resolve_option(option)
-        if isinstance(value, str):  # enum-valued options by member name
-            from . import enums
-            cls = {"SDE_OPT_DDIM_SPACING": enums.DdimSpacing,
-                   "SDE_OPT_DDIM_VARIANCE": enums.DdimVariance,
-                   "SDE_OPT_LIK_DIVERGENCE": enums.Divergence,
-                   "SDE_OPT_LIK_JVP": enums.JvpMode}.get(_lib.cstr(lib.sde_option_name(n)))
-            if cls is None:
-                raise TypeError(f"option {option!r} takes a number, got {value!r}")
-            value = enum_value(cls, value)
+        if isinstance(value, str):  # enumerated options by their constants' names
+            value = _named_value(n, option, value)
         set_int, set_real = self._opt_fns[0], self._opt_fns[1]
         kind = lib.sde_option_type(n)
         if kind == 2 and set_real is not None:

@@ -276,6 +276,8 @@ SIGNATURES = {
         "sde_option_name": (S, [I]),
         "sde_option_type": (I, [I]),
         "sde_option_bounds": (I, [I, DP, DP]),
+        "sde_option_next": (I, [I]),
+        "sde_option_value_name": (S, [I, c_int64]),
     },
     "ddim": {
         "sde_ddim_new": (I, [HP, H, SZ, SZ]),

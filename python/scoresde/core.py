@@ -7,8 +7,8 @@ from ctypes import byref, c_double, c_void_p
 import numpy as np
 
 from . import _lib
-from ._base import (Configurable, Handle, enum_value, f64, option_number, out_array, state,
-                    times, _option_table)
+from ._base import (Configurable, Handle, enum_value, f64, option_number, option_values,
+                    out_array, state, times, _option_table)
 from ._lib import lib, view
 from .enums import NoiseKind, Output, ProcessKind, Table, TimeInput
 

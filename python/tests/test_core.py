@@ -97,6 +97,12 @@ def test_option_introspection():
         sde.option_bounds(99)
     table = sde.options()
     assert table["SDE_OPT_ODE_RTOL"] == 1200 and len(table) > 30
+    assert list(table.values()) == sorted(table.values())  # sde_option_next walks in order
+    assert sde.option_values("SDE_OPT_CTRL_METHOD") == {"SDE_CTRL_REPLACE": 0, "SDE_CTRL_SMC": 1}
+    assert sde.option_values(201) == {"SDE_DDIM_SPACING_UNIFORM": 1,
+                                      "SDE_DDIM_SPACING_QUADRATIC": 2,
+                                      "SDE_DDIM_SPACING_TRAILING": 3}
+    assert sde.option_values("SDE_OPT_PC_STEPS") == {}
     with pytest.raises(ValueError):
         sde.option_type("SDE_OPT_NO_SUCH")
 
@@ -108,6 +114,14 @@ def test_set_option_by_name_and_number(vp, gmm):
     d.set_option("SDE_OPT_DDIM_SPACING", sde.DdimSpacing.TRAILING)
     d.set_option(1101, 3.0)
     assert d.get_option("spacing") == 3 and d.get_option("clip_x0") == 3.0
+    d.set_option("spacing", "quadratic")  # enumerated values by their constants' names
+    assert d.get_option("spacing") == sde.DdimSpacing.QUADRATIC
+    d.set_option("variance", "SDE_DDIM_VARIANCE_LARGE")
+    assert d.get_option("variance") == sde.DdimVariance.LARGE
+    with pytest.raises(ValueError, match="SDE_DDIM_SPACING_UNIFORM"):
+        d.set_option("spacing", "cubic")  # the message lists the choices
+    with pytest.raises(TypeError):
+        d.set_option("steps", "ten")
     with pytest.raises(sde.SdeInvalidError):
         d.set_int(1100, 1)  # wrong-typed setter: the library refuses
     with pytest.raises(sde.SdeInvalidError):

@@ -285,7 +285,7 @@ def test_inpainting_smc_and_ode_projection(vp, gmm):
     data = np.tile([1.5, 0.0], (40, 1))
     mask = np.array([1.0, 0.0])
     with sde.Inverse(vp, "reverse_diffusion", "none", dim=2, max_batch=40, steps=50,
-                     method=1, particles=20) as inv, sde.Noise(4) as n:
+                     method="smc", particles=20) as inv, sde.Noise(4) as n:
         assert inv.get_option("method") == 1 and inv.get_option("particles") == 20
         x = inv.inpaint(m, n, data, mask)
         np.testing.assert_array_equal(x[:, 0], 1.5)
