@@ -3,10 +3,9 @@
  * for a (128, 3*32*32) and a (1, 3*1024*1024) batch of doubles, with one and two threads.
  *
  * The "network" writes out = -x (the score of N(0, I)); the time spent inside it is measured
- * and subtracted, so "own" is everything the library does per step: the model adapter
- * (non-finite check, output conversion), the noise, the norms, the updates, the pool. The
- * adapter's part (two sde_model_score calls per step, minus the network; single-threaded, in
- * model.c) is also measured on its own, and "x floor w/o adapter" leaves it out.
+ * and subtracted, so "own" is everything the library does per step: the model adapter's pass
+ * over the network output (conversion to a score and the finiteness check, split over the
+ * sampler's threads like the updates), the noise, the norms, the updates, the pool.
  *
  * Traffic model of the floor (n = batch * dim doubles): a step is two updates (Langevin, then
  * reverse diffusion), each of which must read the state x and the score s and write x back:
@@ -14,8 +13,9 @@
  * step's size; plus the 2n normals the two updates add, measured as the time to generate them
  * into an L1-resident buffer (sde_noise_normal on 4096-value rows, no memory traffic). With two
  * threads both parts are measured with two threads (each its half). The floor does not count
- * the model adapter's pass over the network output, the score's conversion, the norms' extra
- * read of s and z, nor anything the network itself reads or writes.
+ * the model adapter's pass over the network output, the norms' extra read of s and z (and, on
+ * long rows, the noise's trip through memory between the norms and the update), nor anything
+ * the network itself reads or writes.
  *
  * For scale: the reference implementation (score_sde_pytorch, float32) takes about 8.6 ms per
  * reverse-diffusion + Langevin step on (128, 3*32*32) on this machine's CPU.
@@ -193,10 +193,9 @@ int main(int argc, char **argv)
                        "# floor = 2 passes of in-place x += c s (read x, s; write x) + 2n normals "
                        "into an L1 tile; own = wall - time in the network (out = -x)\n"
                        "# reference (score_sde_pytorch, float32, (128, 3*32*32)): ~8.6 ms/step\n"
-                       "%-12s %3s %11s %11s %11s %11s %11s %8s %10s\n",
+                       "%-12s %3s %11s %11s %11s %11s %8s\n",
                        sde_version_string(), repeats, steps, "shape", "thr", "own ms/step",
-                       "adapter ms", "floor ms", "stream ms", "normals ms", "x floor",
-                       "w/o adapt");
+                       "floor ms", "stream ms", "normals ms", "x floor");
 
     sde_process *p = NULL;
     if (sde_process_new_vp(&p, 0.1, 20.0, 1.0, 1000) != SDE_OK)
@@ -229,28 +228,11 @@ int main(int argc, char **argv)
             double stream = 2.0 * floor_time(0, fx, fs, n, nt, repeats + 2);
             double normals = floor_time(1, NULL, NULL, 2 * n, nt, repeats + 2);
             double fl = stream + normals;
-            /* the adapter: best of sde_model_score on this shape, minus the network */
-            double *score = bu_alloc(n), *tt = bu_alloc(batch), adapter = 1e300;
-            for (size_t b = 0; b < batch; b++)
-                tt[b] = 0.5;
-            for (int k = 0; k < repeats + 2; k++) {
-                host.seconds = 0.0;
-                double t0 = bu_now();
-                if (sde_model_score(model, tt, x0, score, batch, dim) != SDE_OK)
-                    die("sde_model_score");
-                double a = bu_now() - t0 - host.seconds;
-                if (a < adapter)
-                    adapter = a;
-            }
-            adapter *= 2.0; /* two model calls per step */
-            free(score);
-            free(tt);
             char shape[32];
             snprintf(shape, sizeof shape, "%zux%zu", batch, dim);
             len += snprintf(table + len, sizeof table - (size_t)len,
-                            "%-12s %3d %11.3f %11.3f %11.3f %11.3f %11.3f %8.2f %10.2f\n", shape,
-                            nt, 1e3 * own, 1e3 * adapter, 1e3 * fl, 1e3 * stream, 1e3 * normals,
-                            own / fl, (own - adapter) / fl);
+                            "%-12s %3d %11.3f %11.3f %11.3f %11.3f %8.2f\n", shape, nt,
+                            1e3 * own, 1e3 * fl, 1e3 * stream, 1e3 * normals, own / fl);
         }
         sde_model_free(model);
         sde_noise_free(noise);

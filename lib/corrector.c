@@ -194,24 +194,42 @@ int sde__correct(const sde__corr_cfg *cfg, sde__pc_work *w, sde__step_ctx *ctx, 
         int last = it == cfg->n_steps - 1;
         double *dst = (in_place || last) ? x : w->copy;
         double *xm = last ? x_mean : NULL;
-        SDE__CHECK(sde__pc_score(w, ctx, src, what));
         int batch_means = cfg->kind == SDE_CORRECTOR_LANGEVIN &&
                           (cfg->reference || cfg->batch_norms);
+        /* Where the norms run as a phase of their own before any write (long rows, batch
+         * means), or inside the sampler, whose state is its own (discarded on error), the
+         * score's conversion is fused into the phase that first reads the score: one pass
+         * less over it. Only for the built-in generator, so that a noise callback is never
+         * called for a step whose network output is about to be refused. */
+        int fused = cfg->kind == SDE_CORRECTOR_LANGEVIN && sde__noise_is_philox(ctx->noise) &&
+                    (batch_means || dim > SDE__PC_TILE || ctx->in_sampler);
+        SDE__CHECK(fused ? sde__pc_score_call(w, ctx, src, what)
+                         : sde__pc_score(w, ctx, src, what));
         sde__noise_plan plan;
         int rc = sde__pc_draw(w, ctx->noise, batch, ctx->offset, 1, batch_means, &plan);
-        if (rc != SDE_OK)
+        if (rc != SDE_OK) {
+            if (fused) /* the score's own failure comes first, as without the fusion */
+                SDE__CHECK(sde__pc_score_finish(w, ctx, src, what));
             return sde__pc_step_failed(ctx, what, rc);
+        }
+        const sde_model *convert = fused ? ctx->model : NULL;
         if (cfg->kind == SDE_CORRECTOR_LANGEVIN && !batch_means) {
             sde__langevin_job job = {.dim = dim, .batch = batch, .alpha = alpha,
                                      .snr = cfg->snr, .g = w->score, .xin = src, .xout = dst,
-                                     .xm = xm, .e_out = sde__row(w, SDE__ROW_E), .nz = plan};
-            sde__run_langevin(w, &job);
+                                     .xm = xm, .e_out = sde__row(w, SDE__ROW_E), .nz = plan,
+                                     .model = convert};
+            uint64_t flags = sde__run_langevin(w, &job);
+            if (fused)
+                SDE__CHECK(sde__pc_score_converted(w, ctx, flags, what));
         } else {
             if (batch_means) {
                 sde__norms_job nj = {.dim = dim, .batch = batch, .g = w->score,
                                      .gn = sde__row(w, SDE__ROW_GN),
-                                     .zn = sde__row(w, SDE__ROW_ZN), .nz = plan};
-                sde__run_norms(w, &nj);
+                                     .zn = sde__row(w, SDE__ROW_ZN), .nz = plan,
+                                     .model = convert, .x = src};
+                uint64_t flags = sde__run_norms(w, &nj);
+                if (fused)
+                    SDE__CHECK(sde__pc_score_converted(w, ctx, flags, what));
                 sde__noise_plan_to_buffer(&plan);
                 SDE__CHECK(batch_mean_coefficients(cfg, w, ctx, what));
             }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "model_impl.h"
+#include "noise_private.h" /* SDE__CLONES */
 
 /* ---- construction ------------------------------------------------------------------- */
 
@@ -338,51 +339,72 @@ static void score_coeffs(int output, double a, double s, double *c1, double *c2)
     }
 }
 
-/* One row of o <- c1 o + c2 x in place. Returns a sum that is NaN when any result is not
- * finite (Inf * 0 is NaN), so the check needs no second pass and the loop still vectorises. */
-static double score_row_inplace(double c1, double c2, const double *restrict x,
-                                double *restrict o, size_t dim)
+/* o[k] <- c1 o[k] + c2 x[k] in place for k < n. Returns the OR of the results' finiteness
+ * flags (sde__nonfinite_flag), an integer reduction, so the loop vectorises; a floating-point
+ * probe accumulated in one variable would keep it scalar. Cloned for AVX2 and AVX-512: with
+ * SSE2 the OR chain moves 16 bytes a cycle, a third of what the cache delivers. The results
+ * are the same in every clone (one rounding per operation, no contraction). */
+SDE__CLONES
+static uint64_t score_part_inplace(double c1, double c2, const double *restrict x,
+                                   double *restrict o, size_t n)
 {
-    double probe = 0.0;
+    uint64_t flags = 0;
     if (c1 == 1.0 && c2 == 0.0) {
-        for (size_t k = 0; k < dim; k++)
-            probe += o[k] * 0.0;
+        for (size_t k = 0; k < n; k++)
+            flags |= sde__nonfinite_flag(o[k]);
     } else if (c2 == 0.0) {
-        for (size_t k = 0; k < dim; k++) {
+        for (size_t k = 0; k < n; k++) {
             double v = c1 * o[k];
             o[k] = v;
-            probe += v * 0.0;
+            flags |= sde__nonfinite_flag(v);
         }
     } else {
-        for (size_t k = 0; k < dim; k++) {
+        for (size_t k = 0; k < n; k++) {
             double v = c1 * o[k] + c2 * x[k];
             o[k] = v;
-            probe += v * 0.0;
+            flags |= sde__nonfinite_flag(v);
         }
     }
-    return probe;
+    return flags;
+}
+
+int sde__model_score_call(sde_model *m, const double *t, const double *x, double *work,
+                          size_t batch, size_t dim, const char *func)
+{
+    return call_net(m, t, x, work, needs(m->output, 1, 0, 0), batch, dim, func);
+}
+
+uint64_t sde__model_score_convert(const sde_model *m, const double *x, double *work, size_t b,
+                                  size_t k0, size_t k1)
+{
+    const double *a = m->scratch + m->cap, *s = a + m->cap;
+    double c1, c2;
+    score_coeffs(m->output, a[b], s[b], &c1, &c2);
+    size_t off = b * m->dim + k0;
+    return score_part_inplace(c1, c2, x + off, work + off, k1 - k0);
+}
+
+int sde__model_score_failed(const double *t, const double *work, size_t batch, size_t dim,
+                            const char *func)
+{
+    size_t n = batch * dim, bad = sde__find_nonfinite(n, work);
+    if (bad >= n)
+        bad = 0;
+    return sde__fail(SDE_E_NUMERIC, func,
+                     "the network output is %g (converted to a score) at sample %zu, "
+                     "element %zu (t = %.17g)",
+                     work[bad], bad / dim, bad % dim, t[bad / dim]);
 }
 
 int sde__model_score_into(sde_model *m, const double *t, const double *x, double *work,
                           size_t batch, size_t dim, const char *func)
 {
-    SDE__CHECK(call_net(m, t, x, work, needs(m->output, 1, 0, 0), batch, dim, func));
-    const double *a = m->scratch + m->cap, *s = a + m->cap;
-    double probe = 0.0;
-    for (size_t b = 0; b < batch; b++) {
-        double c1, c2;
-        score_coeffs(m->output, a[b], s[b], &c1, &c2);
-        probe += score_row_inplace(c1, c2, x + b * dim, work + b * dim, dim);
-    }
-    if (probe != 0.0 || isnan(probe)) {
-        size_t n = batch * dim, bad = sde__find_nonfinite(n, work);
-        if (bad >= n)
-            bad = 0;
-        return sde__fail(SDE_E_NUMERIC, func,
-                         "the network output is %g (converted to a score) at sample %zu, "
-                         "element %zu (t = %.17g)",
-                         work[bad], bad / dim, bad % dim, t[bad / dim]);
-    }
+    SDE__CHECK(sde__model_score_call(m, t, x, work, batch, dim, func));
+    uint64_t flags = 0;
+    for (size_t b = 0; b < batch; b++)
+        flags |= sde__model_score_convert(m, x, work, b, 0, dim);
+    if (sde__nonfinite_seen(flags))
+        return sde__model_score_failed(t, work, batch, dim, func);
     return SDE_OK;
 }
 

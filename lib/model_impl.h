@@ -45,6 +45,18 @@ void sde__time_label1(const sde_process *p, int time_input, double t, double *la
 int sde__model_score_into(sde_model *m, const double *t, const double *x, double *work,
                           size_t batch, size_t dim, const char *func);
 
+/* sde__model_score_into in three parts, so a driver can split the conversion pass over
+ * threads (the PC steppers' pool): the checked network call (raw output into `work`, the
+ * per-sample coefficients into the model's scratch); the in-place conversion of elements
+ * [k0, k1) of row b, callable concurrently for disjoint parts, returning the OR of their
+ * sde__nonfinite_flag()s; and, when any flag is set, the error naming the first bad element. */
+int sde__model_score_call(sde_model *m, const double *t, const double *x, double *work,
+                          size_t batch, size_t dim, const char *func);
+uint64_t sde__model_score_convert(const sde_model *m, const double *x, double *work, size_t b,
+                                  size_t k0, size_t k1);
+int sde__model_score_failed(const double *t, const double *work, size_t batch, size_t dim,
+                            const char *func);
+
 /* The body of sde_model_eval, naming `func` in messages. */
 int sde__model_eval(sde_model *m, const double *t, const double *x, double *raw_out,
                     double *score_out, double *x0_out, double *eps_out, size_t batch,

@@ -19,6 +19,10 @@
  * the norms and the update. */
 enum { SDE__PC_TILE = 4096 };
 
+/* The largest thread count (the upper bound of SDE_OPT_PC_THREADS in options_table.h): sizes
+ * the per-thread slots of the phases that reduce. */
+enum { SDE__MAX_THREADS = 256 };
+
 /* Per-row coefficient arrays in the workspace's row block (each max_batch doubles). */
 enum { SDE__ROW_A, SDE__ROW_C, SDE__ROW_S, SDE__ROW_D, SDE__ROW_GN, SDE__ROW_ZN, SDE__ROW_E,
        SDE__ROW_ALPHA, SDE__ROW_T, SDE__ROW_COUNT };
@@ -49,6 +53,7 @@ typedef struct sde__pc_work {
     double *copy;  /* state-sized, stand-alone corrector with n_steps > 1 only */
     double *rows;  /* SDE__ROW_COUNT * max_batch per-row values */
     double *tiles; /* threads * SDE__PC_TILE */
+    double *sums;  /* 2 * max_batch * tiles per row: per-tile sums of squares (norms) */
     int threads;
     sde__pool *pool; /* NULL when threads == 1 */
 } sde__pc_work;
@@ -63,6 +68,11 @@ int sde__pc_work_set_threads(sde__pc_work *w, int threads, const char *func);
 /* Allocate the corrector's working copy if absent. */
 int sde__pc_work_reserve_copy(sde__pc_work *w, const char *func);
 size_t sde__pc_work_bytes(const sde__pc_work *w);
+/* Tiles of SDE__PC_TILE elements in a row of dim (the last one may be partial). */
+static inline size_t sde__pc_tiles_per_row(size_t dim)
+{
+    return (dim + SDE__PC_TILE - 1) / SDE__PC_TILE;
+}
 static inline double *sde__row(const sde__pc_work *w, int which)
 {
     return w->rows + (size_t)which * w->max_batch;
@@ -95,45 +105,72 @@ void sde__noise_plan_to_buffer(sde__noise_plan *plan);
 /* ---- element-wise phases (pc_kernels.c) ----------------------------------------------- */
 
 /* x_mean = A x + C g (+ D f); out = x_mean + S z (or x_mean when no noise is added).
- * xin and xout may be the same array; xm may be NULL. */
+ * xin and xout may be the same array; xm may be NULL. With `model` set, g holds the raw
+ * network output evaluated at xin and each part of it is converted to the score in place
+ * just before its update (the adapter's pass fused into this one): only for callers that
+ * may leave xout half-written when the returned flags show a non-finite score (the sampler's
+ * own state buffer). */
 typedef struct sde__affine_job {
     size_t dim, batch;
     const double *A, *C, *S, *D; /* per row; D only with f */
-    const double *f, *g;
+    const double *f;
+    double *g;
     const double *xin;
     double *xout, *xm;
     int add_noise;
     sde__noise_plan nz;
+    const sde_model *model;
     double *tiles;
+    uint64_t flags[SDE__MAX_THREADS];
 } sde__affine_job;
-void sde__run_affine(sde__pc_work *w, sde__affine_job *job);
+/* Returns the OR of the conversion's finiteness flags (0 without model). */
+uint64_t sde__run_affine(sde__pc_work *w, sde__affine_job *job);
 
-/* Langevin with per-sample norms, fused: e_b = 2 alpha_b (snr |z_b| / |g_b|)^2 (0 if
- * |g_b| = 0), then the affine update with A = 1, C = e, S = sqrt(2 e). e_out[b] gets e_b. */
+/* Langevin with per-sample norms: e_b = 2 alpha_b (snr |z_b| / |g_b|)^2 (0 if |g_b| = 0), then
+ * the affine update with A = 1, C = e, S = sqrt(2 e). e_out[b] gets e_b. Rows that fit a tile
+ * run fused (noise, norms, update per tile of rows); longer rows run sde__run_norms and then
+ * sde__run_affine, both split by tiles, using the workspace's A, C, S, GN and ZN rows. */
 typedef struct sde__langevin_job {
     size_t dim, batch;
     const double *alpha;
     double snr;
-    const double *g, *xin;
+    double *g;
+    const double *xin;
+    /* With model set, g is the raw network output, converted in place in the phase that
+     * first reads it: on long rows the norms phase (before anything is written, see
+     * sde__norms_job), on short rows the fused row loop -- which writes rows before later
+     * ones are checked, so only for the sampler's own state. */
+    const sde_model *model;
     double *xout, *xm, *e_out;
     sde__noise_plan nz;
     double *tiles;
+    uint64_t flags[SDE__MAX_THREADS];
 } sde__langevin_job;
-void sde__run_langevin(sde__pc_work *w, sde__langevin_job *job);
+/* Returns the conversion's finiteness flags (0 without model); when they show a non-finite
+ * score, nothing was written on long rows, and xout is garbage on short ones. */
+uint64_t sde__run_langevin(sde__pc_work *w, sde__langevin_job *job);
 
-/* Per-row norms |g_b| and |z_b| (reference mode's batch means are formed from them). The
- * noise rows are kept in zfull. */
+/* Per-row norms |g_b| and |z_b| (Langevin on long rows; reference mode's batch means). The
+ * noise rows are kept in zfull. Split over the pool by rows or, when there are fewer rows than
+ * threads, by tiles of every row; the values are sde__row_norm's whatever the split. */
 typedef struct sde__norms_job {
     size_t dim, batch;
-    const double *g;
+    double *g;
     double *gn, *zn;
     sde__noise_plan nz;
-    double *tiles;
+    /* With model set, g holds the raw network output (sde__pc_score_call) and is converted
+     * to the score in place as the norms read it, x being the state it was evaluated at: the
+     * adapter's pass fused into this one, which reads all of g before anything is written. */
+    const sde_model *model;
+    const double *x;
 } sde__norms_job;
-void sde__run_norms(sde__pc_work *w, sde__norms_job *job);
+/* Returns the OR of the conversion's finiteness flags (0 without model); when
+ * sde__nonfinite_seen() of it, the norms were not formed. */
+uint64_t sde__run_norms(sde__pc_work *w, sde__norms_job *job);
 
-/* Euclidean norm of v[0..n) in a fixed summation order (4 interleaved partial sums), so a
- * row's norm never depends on threads or tiles. */
+/* Euclidean norm of v[0..n) in a fixed summation order: per tile of SDE__PC_TILE elements
+ * SDE__LANES interleaved partial sums (sde__lanes_sum), then the tile sums in tile order. A
+ * row's norm so never depends on threads, batch splits or how its tiles were shared. */
 double sde__row_norm(const double *v, size_t n);
 
 /* ---- shared checks and helpers (pc_kernels.c) ----------------------------------------- */
@@ -169,6 +206,16 @@ int sde__pc_step_failed(const sde__step_ctx *ctx, const char *what, int rc);
 
 /* One model evaluation into w->score, counted, failures named by `what`. */
 int sde__pc_score(sde__pc_work *w, sde__step_ctx *ctx, const double *x, const char *what);
+/* The same in parts, for phases that convert the output themselves (sde__run_norms with a
+ * model): the network call; then, with the phase's finiteness flags, the check and the count
+ * (sde__pc_score_converted) -- or, when the step fails before that phase, its own conversion
+ * pass and check (sde__pc_score_finish), so that errors come in the same order as with
+ * sde__pc_score. */
+int sde__pc_score_call(sde__pc_work *w, sde__step_ctx *ctx, const double *x, const char *what);
+int sde__pc_score_converted(sde__pc_work *w, sde__step_ctx *ctx, uint64_t flags,
+                            const char *what);
+int sde__pc_score_finish(sde__pc_work *w, sde__step_ctx *ctx, const double *x,
+                         const char *what);
 
 /* ---- predictor and corrector configurations ------------------------------------------- */
 

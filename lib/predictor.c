@@ -221,8 +221,13 @@ int sde__predict(const sde__pred_cfg *cfg, sde__pc_work *w, sde__step_ctx *ctx, 
     }
     const char *what = sde__pred_what(cfg->kind);
     const sde_process *p = cfg->process;
-    SDE__CHECK(sde__pc_score(w, ctx, x, what));
     int custom = sde__process_is_custom(p);
+    /* Inside the sampler, x is the sampler's own state (discarded on error), so the score's
+     * conversion and check can ride along with the update pass: one pass less over the
+     * score. Not with host callbacks between the model call and the update (a custom
+     * process, a noise callback): they must not run for a refused network output. */
+    int fused = ctx->in_sampler && !custom && sde__noise_is_philox(ctx->noise);
+    SDE__CHECK(fused ? sde__pc_score_call(w, ctx, x, what) : sde__pc_score(w, ctx, x, what));
     double *gcustom = sde__row(w, SDE__ROW_GN);
     if (custom) {
         /* The process's callbacks, on the calling thread (they allocate inside process.c). */
@@ -236,8 +241,11 @@ int sde__predict(const sde__pred_cfg *cfg, sde__pc_work *w, sde__step_ctx *ctx, 
     int add_noise = any_noise && !mean_only;
     sde__noise_plan plan;
     int rc = sde__pc_draw(w, ctx->noise, ctx->batch, ctx->offset, add_noise, 0, &plan);
-    if (rc != SDE_OK)
+    if (rc != SDE_OK) {
+        if (fused) /* the score's own failure comes first, as without the fusion */
+            SDE__CHECK(sde__pc_score_finish(w, ctx, x, what));
         return sde__pc_step_failed(ctx, what, rc);
+    }
     sde__affine_job job = {
         .dim = w->dim,
         .batch = ctx->batch,
@@ -252,9 +260,10 @@ int sde__predict(const sde__pred_cfg *cfg, sde__pc_work *w, sde__step_ctx *ctx, 
         .xm = mean_only ? NULL : x_mean,
         .add_noise = add_noise,
         .nz = plan,
+        .model = fused ? ctx->model : NULL,
     };
-    sde__run_affine(w, &job);
-    return SDE_OK;
+    uint64_t flags = sde__run_affine(w, &job);
+    return fused ? sde__pc_score_converted(w, ctx, flags, what) : SDE_OK;
 }
 
 /* ---- the public stepper --------------------------------------------------------------- */

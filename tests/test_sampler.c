@@ -232,47 +232,6 @@ START_TEST(batch_shard_thread_invariance)
 }
 END_TEST
 
-/* Rows longer than a thread's noise tile (4096 values) take the other path through the
- * kernels; the results must still not depend on the batch split or the thread count. */
-START_TEST(long_rows_invariance)
-{
-    enum { LD = 5000, LB = 3 };
-    sde_process *p = new_process(SDE_PROCESS_VE, 4);
-    double *means = calloc(2 * LD, sizeof *means), v[2] = {0.2, 0.3}, w[2] = {0.5, 0.5};
-    means[0] = 1.0;
-    means[LD] = -1.0;
-    sde_gmm *g = NULL;
-    sde_model *m = NULL;
-    ck_assert_int_eq(sde_gmm_new(&g, 2, LD, means, v, w), SDE_OK);
-    ck_assert_int_eq(sde_model_new_gmm(&m, p, g), SDE_OK);
-    double *out[3];
-    for (int variant = 0; variant < 3; variant++) {
-        out[variant] = malloc(LB * LD * sizeof(double));
-        sde_sampler *s = new_sampler(p, SDE_PREDICTOR_REVERSE_DIFFUSION, SDE_CORRECTOR_LANGEVIN,
-                                     LD, LB);
-        ck_assert_int_eq(sde_sampler_set_int(s, SDE_OPT_PC_THREADS, variant == 2 ? 2 : 1),
-                         SDE_OK);
-        for (size_t o = 0; o < LB; o += variant == 1 ? 1 : LB) {
-            sde_noise *n = NULL;
-            ck_assert_int_eq(sde_noise_new_philox(&n, 5), SDE_OK);
-            size_t b = variant == 1 ? 1 : LB;
-            ck_assert_int_eq(sde_sampler_run(s, m, n, NULL, out[variant] + o * LD, b, LD, o),
-                             SDE_OK);
-            sde_noise_free(n);
-        }
-        sde_sampler_free(s);
-    }
-    ck_assert(memcmp(out[0], out[1], LB * LD * sizeof(double)) == 0);
-    ck_assert(memcmp(out[0], out[2], LB * LD * sizeof(double)) == 0);
-    for (int i = 0; i < 3; i++)
-        free(out[i]);
-    free(means);
-    sde_model_free(m);
-    sde_gmm_free(g);
-    sde_process_free(p);
-}
-END_TEST
-
 /* A callback source handing out the Philox stream: the library then draws whole batches
  * through the handle instead of computing the values inside the kernels. Same numbers. */
 static int forward_noise(int kind, double param, double *out, size_t batch, size_t dim,
@@ -283,6 +242,139 @@ static int forward_noise(int kind, double param, double *out, size_t batch, size
         return -1;
     return sde_noise_draw(inner, kind, param, out, batch, dim, offset);
 }
+
+/* Rows longer than a thread's noise tile (4096 values) take the other path through the
+ * kernels: split by rows, or, with fewer rows than threads, every row by tiles (the Langevin
+ * norms then combine per-tile sums). The results must not depend on the batch split, the
+ * thread count or where the noise comes from (computed in the kernels, or a callback's buffer).
+ * With batch-mean norms the step depends on the batch, so there only the threads vary. */
+START_TEST(long_rows_invariance)
+{
+    enum { LD = 9000, LB = 3, NV = 6 };
+    sde_process *p = new_process(SDE_PROCESS_VE, 4);
+    double *means = calloc(2 * LD, sizeof *means), v[2] = {0.2, 0.3}, w[2] = {0.5, 0.5};
+    means[0] = 1.0;
+    means[LD] = -1.0;
+    sde_gmm *g = NULL;
+    sde_model *m = NULL;
+    ck_assert_int_eq(sde_gmm_new(&g, 2, LD, means, v, w), SDE_OK);
+    ck_assert_int_eq(sde_model_new_gmm(&m, p, g), SDE_OK);
+    /* threads, rows per run, callback noise */
+    const int variants[NV][3] = {{1, LB, 0}, {1, 1, 0}, {2, LB, 0}, {2, 1, 0}, {3, 1, 0},
+                                 {2, 1, 1}};
+    for (int batch_norms = 0; batch_norms <= 1; batch_norms++) {
+        double *out[NV];
+        for (int k = 0; k < NV; k++) {
+            out[k] = malloc(LB * LD * sizeof(double));
+            size_t rows = batch_norms ? LB : (size_t)variants[k][1];
+            sde_sampler *s = new_sampler(p, SDE_PREDICTOR_REVERSE_DIFFUSION,
+                                         SDE_CORRECTOR_LANGEVIN, LD, LB);
+            ck_assert_int_eq(sde_sampler_set_int(s, SDE_OPT_PC_THREADS, variants[k][0]),
+                             SDE_OK);
+            ck_assert_int_eq(sde_sampler_set_int(s, SDE_OPT_PC_BATCH_NORMS, batch_norms),
+                             SDE_OK);
+            for (size_t o = 0; o < LB; o += rows) {
+                sde_noise *n = NULL, *cb = NULL;
+                ck_assert_int_eq(sde_noise_new_philox(&n, 5), SDE_OK);
+                if (variants[k][2])
+                    ck_assert_int_eq(sde_noise_new_callback(&cb, forward_noise, n), SDE_OK);
+                int rc = sde_sampler_run(s, m, cb != NULL ? cb : n, NULL, out[k] + o * LD, rows,
+                                         LD, o);
+                ck_assert_msg(rc == SDE_OK, "%s", sde_last_error());
+                sde_noise_free(cb);
+                sde_noise_free(n);
+            }
+            sde_sampler_free(s);
+        }
+        for (int k = 1; k < NV; k++)
+            ck_assert_msg(memcmp(out[0], out[k], LB * LD * sizeof(double)) == 0,
+                          "batch_norms %d: variant %d differs", batch_norms, k);
+        for (int i = 0; i < LB * LD; i++)
+            ck_assert(isfinite(out[0][i]));
+        for (int k = 0; k < NV; k++)
+            free(out[k]);
+    }
+    free(means);
+    sde_model_free(m);
+    sde_gmm_free(g);
+    sde_process_free(p);
+}
+END_TEST
+
+/* An epsilon-predicting network on long rows: with the built-in generator the Langevin step
+ * converts the output inside its norms phase (fused), with a callback source in a pass of its
+ * own; the two must agree bit for bit, with per-sample and batch-mean norms, on 1 and 2
+ * threads. A NaN in the output must then fail the step before anything is written. */
+struct eps_net {
+    int nan_at; /* flat index to poison, or -1 */
+};
+
+static int eps_net_fn(const double *t, const double *x, double *out, size_t batch, size_t dim,
+                      void *user)
+{
+    const struct eps_net *e = user;
+    for (size_t b = 0; b < batch; b++)
+        for (size_t k = 0; k < dim; k++)
+            out[b * dim + k] = 0.3 * x[b * dim + k] + 0.01 * (double)(k % 7) - t[b];
+    if (e->nan_at >= 0)
+        out[e->nan_at] = NAN;
+    return 0;
+}
+
+START_TEST(long_rows_fused_conversion)
+{
+    enum { LD = 9000, LB = 2 };
+    sde_process *p = new_process(SDE_PROCESS_VP, 1000);
+    struct eps_net e = {-1};
+    sde_model *m = NULL;
+    ck_assert_int_eq(sde_model_new(&m, p, LD, eps_net_fn, &e, SDE_OUTPUT_EPSILON,
+                                   SDE_TIME_CONTINUOUS),
+                     SDE_OK);
+    double *x0 = malloc(LB * LD * sizeof(double)), *ref = malloc(LB * LD * sizeof(double));
+    double *x = malloc(LB * LD * sizeof(double));
+    const double t[LB] = {0.5, 0.25};
+    for (int i = 0; i < LB * LD; i++)
+        x0[i] = sin(0.001 * i);
+    for (int batch_norms = 0; batch_norms <= 1; batch_norms++)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int callback = 1; callback >= 0; callback--) {
+                sde_corrector *c = NULL;
+                ck_assert_int_eq(sde_corrector_new(&c, p, SDE_CORRECTOR_LANGEVIN, LD, LB),
+                                 SDE_OK);
+                ck_assert_int_eq(sde_corrector_set_int(c, SDE_OPT_PC_THREADS, threads), SDE_OK);
+                ck_assert_int_eq(sde_corrector_set_int(c, SDE_OPT_PC_BATCH_NORMS, batch_norms),
+                                 SDE_OK);
+                sde_noise *n = NULL, *cb = NULL;
+                ck_assert_int_eq(sde_noise_new_philox(&n, 21), SDE_OK);
+                ck_assert_int_eq(sde_noise_new_callback(&cb, forward_noise, n), SDE_OK);
+                sde_noise *src = callback ? cb : n;
+                memcpy(x, x0, LB * LD * sizeof(double));
+                e.nan_at = -1;
+                ck_assert_int_eq(sde_corrector_step(c, m, src, t, x, NULL, LB, LD, 4), SDE_OK);
+                if (callback && threads == 1)
+                    memcpy(ref, x, LB * LD * sizeof(double));
+                ck_assert_msg(memcmp(x, ref, LB * LD * sizeof(double)) == 0,
+                              "batch_norms %d, %d threads, %s noise differ", batch_norms,
+                              threads, callback ? "callback" : "built-in");
+                /* a NaN in sample 1, element 6000 */
+                memcpy(x, x0, LB * LD * sizeof(double));
+                e.nan_at = LD + 6000;
+                uint64_t counter = sde_noise_counter(src);
+                tu_assert_fails_with(sde_corrector_step(c, m, src, t, x, NULL, LB, LD, 4),
+                                     SDE_E_NUMERIC, "sample 1, element 6000");
+                ck_assert(memcmp(x, x0, LB * LD * sizeof(double)) == 0);
+                ck_assert_uint_eq(sde_noise_counter(src), counter);
+                sde_noise_free(cb);
+                sde_noise_free(n);
+                sde_corrector_free(c);
+            }
+    free(x0);
+    free(ref);
+    free(x);
+    sde_model_free(m);
+    sde_process_free(p);
+}
+END_TEST
 
 START_TEST(callback_noise_matches_philox)
 {
@@ -949,6 +1041,18 @@ START_TEST(failures_leave_arrays_and_do_not_leak)
         for (int i = 0; i < B * D; i++)
             ck_assert_double_eq(out[i], -7.0);
         ck_assert_int_eq(sde__alloc_live(), live);
+        /* NaN at call 9: the corrector of step 4, whose conversion runs fused with the update
+         * of the sampler's own state; the element is still named, nothing is published */
+        h.calls = 0;
+        h.fail_at = 9;
+        tu_assert_fails_with(sde_sampler_run(s, m, n, NULL, out, B, D, 0), SDE_E_NUMERIC,
+                             "sample 1, element 1");
+        ck_assert(strstr(sde_last_error(), "step 4 of 8") != NULL);
+        ck_assert(strstr(sde_last_error(), "Langevin corrector") != NULL);
+        for (int i = 0; i < B * D; i++)
+            ck_assert_double_eq(out[i], -7.0);
+        ck_assert_int_eq(sde_sampler_get_model_calls(s, &calls), SDE_OK);
+        ck_assert_uint_eq(calls, 8);
         h.fail_at = 0;
         h.nan = 0;
 
@@ -1130,6 +1234,7 @@ int main(void)
     tcase_add_loop_test(tc, batch_shard_thread_invariance, 0,
                         (int)(sizeof det_configs / sizeof det_configs[0]));
     tcase_add_test(tc, long_rows_invariance);
+    tcase_add_test(tc, long_rows_fused_conversion);
     tcase_add_test(tc, callback_noise_matches_philox);
     suite_add_tcase(s, tc);
     tc = tcase_create("steppers");
