@@ -573,18 +573,25 @@ END_TEST
 static const double omu[2 * GD] = {-0.5, 0.0, 0.5, 0.0};
 static const double ovar[2] = {0.25, 0.25};
 
+/* The overlapping classes' CFG model at w = 0 for class 1 and the conditional model it must
+ * reproduce (both from cfg_net / cond_net over g). */
+static void cfg_and_conditional(struct gctx *g, sde_model **cfg, sde_model **cond)
+{
+    gctx_init(g, omu, ovar);
+    ck_assert_int_eq(sde_model_new_cfg(cfg, g->p, GD, cfg_net, g, SDE_OUTPUT_SCORE,
+                                       SDE_TIME_CONTINUOUS, 0.0), SDE_OK);
+    ck_assert_int_eq(sde_model_new(cond, g->p, GD, cond_net, g, SDE_OUTPUT_SCORE,
+                                   SDE_TIME_CONTINUOUS), SDE_OK);
+    int64_t y = 1;
+    ck_assert_int_eq(sde_model_set_labels(*cfg, &y, 1), SDE_OK);
+}
+
 START_TEST(cfg_weight_zero_is_conditional_and_sharpens)
 {
     enum { CN = 1000 };
     struct gctx g;
-    gctx_init(&g, omu, ovar);
     sde_model *cfg = NULL, *cond = NULL;
-    ck_assert_int_eq(sde_model_new_cfg(&cfg, g.p, GD, cfg_net, &g, SDE_OUTPUT_SCORE,
-                                       SDE_TIME_CONTINUOUS, 0.0), SDE_OK);
-    ck_assert_int_eq(sde_model_new(&cond, g.p, GD, cond_net, &g, SDE_OUTPUT_SCORE,
-                                   SDE_TIME_CONTINUOUS), SDE_OK);
-    int64_t y = 1;
-    ck_assert_int_eq(sde_model_set_labels(cfg, &y, 1), SDE_OK);
+    cfg_and_conditional(&g, &cfg, &cond);
     double *a = malloc(CN * GD * sizeof *a), *b = malloc(CN * GD * sizeof *b);
     sample(g.p, cfg, 5, a, CN);
     sample(g.p, cond, 5, b, CN);
@@ -703,14 +710,8 @@ START_TEST(guidance_with_ddim_and_ode)
         sde_model_free(base);
         gctx_free(&g);
 
-        gctx_init(&g, omu, ovar);
         sde_model *cfg = NULL, *cond = NULL;
-        ck_assert_int_eq(sde_model_new_cfg(&cfg, g.p, GD, cfg_net, &g, SDE_OUTPUT_SCORE,
-                                           SDE_TIME_CONTINUOUS, 0.0), SDE_OK);
-        ck_assert_int_eq(sde_model_new(&cond, g.p, GD, cond_net, &g, SDE_OUTPUT_SCORE,
-                                       SDE_TIME_CONTINUOUS), SDE_OK);
-        int64_t y = 1;
-        ck_assert_int_eq(sde_model_set_labels(cfg, &y, 1), SDE_OK);
+        cfg_and_conditional(&g, &cfg, &cond);
         fns[f](cfg, 5, a, N);
         fns[f](cond, 5, b, N);
         ck_assert_msg(memcmp(a, b, N * GD * sizeof *a) == 0, "%s: CFG at w = 0 differs from "
