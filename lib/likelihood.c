@@ -154,18 +154,11 @@ int sde_likelihood_new(sde_likelihood **out, sde_model *model, int method, size_
     const char *func = __func__;
     SDE__CHECK(sde__check_ptr(out, func, "out"));
     *out = NULL;
-    SDE__CHECK(sde__check_ptr(model, func, "model"));
-    if (sde__ode_method_find(method) == NULL)
-        return sde__fail(SDE_E_INVALID, func, "method (%d) is not an sde_ode_method", method);
-    if (max_batch == 0)
-        return sde__fail(SDE_E_DIM, func, "max_batch is 0 (must be >= 1)");
-    size_t dim = sde_model_dim(model);
-    if (max_batch > SIZE_MAX / sizeof(double) / (dim + 1))
-        return sde__fail(SDE_E_DIM, func, "max_batch (%zu) x dim (%zu) is too large", max_batch,
-                         dim);
-    if (model->busy)
+    if (model != NULL && model->busy)
         return sde__fail(SDE_E_STATE, func, "the model is busy (called from its callback)");
-    SDE__CHECK(sde_model_reserve(model, max_batch));
+    /* rows of the augmented state: dim values and the log-density change */
+    size_t dim = model != NULL ? sde_model_dim(model) : 0;
+    SDE__CHECK(sde__ode_driver_args(model, method, max_batch, dim + 1, func));
     SDE__CHECK(reserve_model_jv(model, max_batch, func));
 
     sde_likelihood *l = sde__calloc(1, sizeof *l);

@@ -108,4 +108,11 @@ int sde__ode_get_real(const sde_ode_solver *s, int option, double *value, const 
 /* Check an option's type and bounds against the option table (message names func). */
 int sde__ode_option_check(int option, int type, double value, const char *func);
 
+/* The constructor arguments every probability-flow driver (ODE sampler, likelihood) takes:
+ * `model` not NULL, `method` a solver method, 1 <= max_batch, and max_batch rows of
+ * `row_doubles` doubles addressable; then reserves the model's scratch for max_batch, so that
+ * runs do not allocate. Messages name `func`. */
+int sde__ode_driver_args(sde_model *model, int method, size_t max_batch, size_t row_doubles,
+                         const char *func);
+
 #endif

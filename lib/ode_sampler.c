@@ -43,17 +43,9 @@ int sde_ode_sampler_new(sde_ode_sampler **out, sde_model *model, int method, siz
     const char *func = __func__;
     SDE__CHECK(sde__check_ptr(out, func, "out"));
     *out = NULL;
-    SDE__CHECK(sde__check_ptr(model, func, "model"));
-    if (sde__ode_method_find(method) == NULL)
-        return sde__fail(SDE_E_INVALID, func, "method (%d) is not an sde_ode_method", method);
-    if (max_batch == 0)
-        return sde__fail(SDE_E_DIM, func, "max_batch is 0 (must be >= 1)");
-    size_t dim = sde_model_dim(model);
-    if (max_batch > SIZE_MAX / sizeof(double) / (3 * dim + 1))
-        return sde__fail(SDE_E_DIM, func, "max_batch (%zu) x dim (%zu) is too large", max_batch,
-                         dim);
-    /* the model must not allocate while sampling */
-    SDE__CHECK(sde_model_reserve(model, max_batch));
+    /* rows of the scratch block: 3 state rows and a time */
+    size_t dim = model != NULL ? sde_model_dim(model) : 0;
+    SDE__CHECK(sde__ode_driver_args(model, method, max_batch, 3 * dim + 1, func));
 
     sde_ode_sampler *s = sde__calloc(1, sizeof *s);
     if (s == NULL)

@@ -457,3 +457,17 @@ int sde_ode_solver_integrate_times(sde_ode_solver *solver, sde_ode_rhs_fn rhs, v
     return sde__ode_integrate(solver, rhs, user_data, t0, t1, y, n_out, t_out, y_out, batch, dim,
                               -1, func);
 }
+
+int sde__ode_driver_args(sde_model *model, int method, size_t max_batch, size_t row_doubles,
+                         const char *func)
+{
+    SDE__CHECK(sde__check_ptr(model, func, "model"));
+    if (sde__ode_method_find(method) == NULL)
+        return sde__fail(SDE_E_INVALID, func, "method (%d) is not an sde_ode_method", method);
+    if (max_batch == 0)
+        return sde__fail(SDE_E_DIM, func, "max_batch is 0 (must be >= 1)");
+    if (max_batch > SIZE_MAX / sizeof(double) / row_doubles)
+        return sde__fail(SDE_E_DIM, func, "max_batch (%zu) x dim (%zu) is too large", max_batch,
+                         sde_model_dim(model));
+    return sde_model_reserve(model, max_batch);
+}
