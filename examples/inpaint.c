@@ -19,6 +19,53 @@
 
 enum { D = 4, N = 1000, STEPS = 200 };
 
+/* What one inpainting run needs: a VP process, a two-component isotropic mixture with its
+ * exact-score model, a noise source, the projection sampler, and the observation / output
+ * arrays (rows x dim). */
+struct scene {
+    sde_process *p;
+    sde_gmm *g;
+    sde_model *m;
+    sde_noise *noise;
+    sde_inverse *inv;
+    double *data, *x;
+};
+
+/* Opens every part of `s` (zeroed observation); 0 on success, with the library's message
+ * printed on failure. scene_close() frees whatever was opened either way. */
+static int scene_open(struct scene *s, size_t dim, size_t rows, const double *mu,
+                      const double *var, const double *w, uint64_t seed, int corrector)
+{
+    *s = (struct scene){0};
+    s->data = calloc(rows * dim, sizeof *s->data);
+    s->x = malloc(rows * dim * sizeof *s->x);
+    if (s->data == NULL || s->x == NULL) {
+        printf("FAIL: out of memory\n");
+        return 1;
+    }
+    if (sde_process_new_vp(&s->p, 0.1, 20, 1, STEPS) == SDE_OK &&
+        sde_gmm_new(&s->g, 2, dim, mu, var, w) == SDE_OK &&
+        sde_model_new_gmm(&s->m, s->p, s->g) == SDE_OK &&
+        sde_noise_new_philox(&s->noise, seed) == SDE_OK &&
+        sde_inverse_new(&s->inv, s->p, SDE_PREDICTOR_REVERSE_DIFFUSION, corrector, dim, rows) ==
+            SDE_OK &&
+        sde_inverse_set_real(s->inv, SDE_OPT_CTRL_EPS, 1e-3) == SDE_OK)
+        return 0;
+    printf("FAIL: %s\n", sde_last_error());
+    return 1;
+}
+
+static void scene_close(struct scene *s)
+{
+    sde_inverse_free(s->inv);
+    sde_noise_free(s->noise);
+    sde_model_free(s->m);
+    sde_gmm_free(s->g);
+    sde_process_free(s->p);
+    free(s->data);
+    free(s->x);
+}
+
 /* Weight of component 1 given x0 = y for an isotropic two-component mixture (closed form). */
 static double exact_weight(const double *mu, const double *var, const double *w, size_t dim,
                            double y)
@@ -67,36 +114,26 @@ static int ambiguous_observation(void)
     enum { D3 = 3, G = 100, GROUPS = 200, NB = G * GROUPS };
     const double mu[2 * D3] = {-1.0, -1.5, 0.5, 1.0, 1.5, -0.5};
     const double var[2] = {0.25, 0.36}, w[2] = {0.6, 0.4}, mask[D3] = {1, 0, 0}, y = 0.2;
-    sde_process *p = NULL;
-    sde_gmm *g = NULL;
-    sde_model *m = NULL;
-    sde_noise *noise = NULL;
-    sde_inverse *inv = NULL;
-    double *data = calloc(NB * D3, sizeof *data), *x = malloc(NB * D3 * sizeof *x);
+    struct scene sc;
     double wr = 0, ser = 0, ws = 0, ses = 0;
-    int ok = data != NULL && x != NULL;
+    int ok = scene_open(&sc, D3, NB, mu, var, w, 7, SDE_CORRECTOR_NONE) == 0;
     for (size_t i = 0; ok && i < NB; i++)
-        data[i * D3] = y;
+        sc.data[i * D3] = y;
+    /* replacement: every row independent, so "groups" of one row */
     if (ok)
-        ok = sde_process_new_vp(&p, 0.1, 20, 1, STEPS) == SDE_OK &&
-             sde_gmm_new(&g, 2, D3, mu, var, w) == SDE_OK &&
-             sde_model_new_gmm(&m, p, g) == SDE_OK &&
-             sde_noise_new_philox(&noise, 7) == SDE_OK &&
-             sde_inverse_new(&inv, p, SDE_PREDICTOR_REVERSE_DIFFUSION, SDE_CORRECTOR_NONE, D3,
-                             NB) == SDE_OK &&
-             sde_inverse_set_real(inv, SDE_OPT_CTRL_EPS, 1e-3) == SDE_OK &&
-             /* replacement: every row independent, so "groups" of one row */
-             sde_inverse_inpaint(inv, m, noise, data, mask, 1, x, NB, D3, 0) == SDE_OK;
+        ok = sde_inverse_inpaint(sc.inv, sc.m, sc.noise, sc.data, mask, 1, sc.x, NB, D3, 0) ==
+             SDE_OK;
     if (ok) {
-        wr = weight_estimate(x, NB, 1, mu, var, w, D3, y, &ser);
-        ok = sde_inverse_set_int(inv, SDE_OPT_CTRL_METHOD, SDE_CTRL_SMC) == SDE_OK &&
-             sde_inverse_set_int(inv, SDE_OPT_CTRL_PARTICLES, G) == SDE_OK &&
-             sde_inverse_inpaint(inv, m, noise, data, mask, 1, x, NB, D3, 0) == SDE_OK;
+        wr = weight_estimate(sc.x, NB, 1, mu, var, w, D3, y, &ser);
+        ok = sde_inverse_set_int(sc.inv, SDE_OPT_CTRL_METHOD, SDE_CTRL_SMC) == SDE_OK &&
+             sde_inverse_set_int(sc.inv, SDE_OPT_CTRL_PARTICLES, G) == SDE_OK &&
+             sde_inverse_inpaint(sc.inv, sc.m, sc.noise, sc.data, mask, 1, sc.x, NB, D3, 0) ==
+                 SDE_OK;
+        if (!ok)
+            printf("FAIL: %s\n", sde_last_error());
     }
     if (ok)
-        ws = weight_estimate(x, GROUPS, G, mu, var, w, D3, y, &ses);
-    else
-        printf("FAIL: %s\n", sde_last_error());
+        ws = weight_estimate(sc.x, GROUPS, G, mu, var, w, D3, y, &ses);
     double pi1 = exact_weight(mu, var, w, D3, y);
     int fails = !ok;
     if (ok) {
@@ -108,13 +145,7 @@ static int ambiguous_observation(void)
                good ? "PASS" : "FAIL", GROUPS, G, ws, ses, 5 * ses);
         fails += !good;
     }
-    sde_inverse_free(inv);
-    sde_noise_free(noise);
-    sde_model_free(m);
-    sde_gmm_free(g);
-    sde_process_free(p);
-    free(data);
-    free(x);
+    scene_close(&sc);
     return fails;
 }
 
@@ -123,34 +154,24 @@ int main(void)
     const double mu[2 * D] = {-3, -3, -1, 2, 3, 3, 1, -2};
     const double var[2] = {0.25, 0.25}, w[2] = {0.5, 0.5};
     const double mask[D] = {1, 1, 0, 0};
-    sde_process *p = NULL;
-    sde_gmm *g = NULL;
-    sde_model *m = NULL;
-    sde_noise *noise = NULL;
-    sde_inverse *inv = NULL;
-    double *data = malloc(N * D * sizeof *data), *x = malloc(N * D * sizeof *x);
-    int ok = data != NULL && x != NULL;
-    if (ok)
-        ok = sde_process_new_vp(&p, 0.1, 20, 1, STEPS) == SDE_OK &&
-             sde_gmm_new(&g, 2, D, mu, var, w) == SDE_OK &&
-             sde_model_new_gmm(&m, p, g) == SDE_OK &&
-             sde_noise_new_philox(&noise, 2021) == SDE_OK &&
-             sde_inverse_new(&inv, p, SDE_PREDICTOR_REVERSE_DIFFUSION, SDE_CORRECTOR_LANGEVIN,
-                             D, N) == SDE_OK &&
-             sde_inverse_set_int(inv, SDE_OPT_CTRL_BATCH_NORMS, 1) == SDE_OK &&
-             sde_inverse_set_real(inv, SDE_OPT_CTRL_EPS, 1e-3) == SDE_OK;
+    struct scene sc;
+    int ok = scene_open(&sc, D, N, mu, var, w, 2021, SDE_CORRECTOR_LANGEVIN) == 0 &&
+             sde_inverse_set_int(sc.inv, SDE_OPT_CTRL_BATCH_NORMS, 1) == SDE_OK;
+    double *data = sc.data, *x = sc.x;
     if (ok) {
-        /* half the samples observe (2.8, 3.1) (component 1), half (-3.2, -2.9) (component 0) */
+        /* half the samples observe (2.8, 3.1) (component 1), half (-3.2, -2.9) (component 0);
+         * coordinates 2 and 3 are unknown (not read) */
         for (size_t i = 0; i < N; i++) {
             int k = i % 2;
             data[i * D] = k ? 2.8 : -3.2;
             data[i * D + 1] = k ? 3.1 : -2.9;
-            data[i * D + 2] = data[i * D + 3] = 0.0; /* unknown: not read */
         }
-        ok = sde_inverse_inpaint(inv, m, noise, data, mask, 1, x, N, D, 0) == SDE_OK;
+        ok = sde_inverse_inpaint(sc.inv, sc.m, sc.noise, data, mask, 1, x, N, D, 0) == SDE_OK;
+        if (!ok)
+            printf("FAIL: %s\n", sde_last_error());
     }
     if (!ok) {
-        printf("FAIL: %s\n", sde_last_error());
+        scene_close(&sc);
         return 1;
     }
     int fails = 0;
@@ -192,13 +213,7 @@ int main(void)
                good ? "PASS" : "FAIL", k, vh, var[k], 5 * se);
         fails += !good;
     }
-    sde_inverse_free(inv);
-    sde_noise_free(noise);
-    sde_model_free(m);
-    sde_gmm_free(g);
-    sde_process_free(p);
-    free(data);
-    free(x);
+    scene_close(&sc);
     fails += ambiguous_observation();
     printf("%s\n", fails ? "FAIL" : "PASS");
     return fails != 0;
