@@ -172,22 +172,12 @@ static size_t tile_rows(size_t dim) { return dim >= SDE__PC_TILE ? 1 : SDE__PC_T
 
 /* ---- row kernels ---------------------------------------------------------------------- */
 
-/* Sum of squares of one tile's worth of values (n <= SDE__PC_TILE) in SDE__LANES partial sums,
- * so the loop vectorises and its result does not depend on the build or the clone. (The row
- * kernels here are cloned for AVX2 and AVX-512, see noise_private.h: without contraction
- * every clone rounds the same operations the same way.) */
+/* Sum of squares of one tile's worth of values (n <= SDE__PC_TILE): sde__dot_fixed's
+ * fixed-order lane partials, inlined here so that each clone (AVX2, AVX-512, see
+ * noise_private.h) vectorises it; without contraction every clone rounds the same operations
+ * the same way. */
 SDE__CLONES
-static double tile_sumsq(const double *v, size_t n)
-{
-    double p[SDE__LANES] = {0.0};
-    size_t k = 0;
-    for (; k + SDE__LANES <= n; k += SDE__LANES)
-        for (int l = 0; l < SDE__LANES; l++)
-            p[l] += v[k + l] * v[k + l];
-    for (int l = 0; k + (size_t)l < n; l++)
-        p[l] += v[k + l] * v[k + l];
-    return sde__lanes_sum(p);
-}
+static double tile_sumsq(const double *v, size_t n) { return sde__dot_fixed(n, v, v); }
 
 /* A row's squared norm is the sum, in tile order, of its tiles' sums: threads that share a
  * long row compute the tile sums of their own tiles, and the combination is the same
